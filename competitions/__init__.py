@@ -1,0 +1,1 @@
+"""Competition modules: one package per competition, each exposing `COMPETITION`."""

@@ -1,0 +1,146 @@
+"""Folds and the cross-validation loop: out-of-fold predictions for every row, test = mean of fold models."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+
+from kit.errors import KitError
+from kit.spec import Competition, Data
+
+log = logging.getLogger(__name__)
+
+
+def make_folds(task: str, y: np.ndarray, n_folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """Fold id (0..n_folds-1) of every row: stratified for classification, multilabel-stratified for
+    multi-label, grouped when groups are given, plain k-fold for regression; shuffled with `seed`."""
+    y = np.asarray(y)
+    n = len(y)
+    if n_folds < 2:
+        raise KitError(f"--folds must be at least 2 (got {n_folds})")
+    if n < n_folds:
+        raise KitError(f"{n} training rows cannot be split into {n_folds} folds")
+    x = np.zeros((n, 1))
+    if groups is not None:
+        # GroupKFold ignores random_state unless shuffle=True (scikit-learn >= 1.6)
+        splitter = GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        splits = splitter.split(x, y, groups)
+    elif task == "multilabel":
+        splits = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(x, y)
+    elif task in ("binary", "multiclass"):
+        counts = np.bincount(y.astype(np.int64))
+        if counts[counts > 0].min() < n_folds:
+            raise KitError(f"a class has {counts[counts > 0].min()} rows, fewer than {n_folds} folds")
+        splits = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(x, y)
+    else:
+        splits = KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(x)
+    folds = np.full(n, -1, dtype=np.int64)
+    for k, (_, valid) in enumerate(splits):
+        folds[valid] = k
+    return folds
+
+
+@dataclass
+class CVResult:
+    """Out-of-fold and test predictions of one cross-validated configuration."""
+
+    folds: np.ndarray
+    oof: np.ndarray
+    test: np.ndarray
+    fold_scores: list[float]
+    params: dict[str, Any]
+    seed: int
+    metric: str
+    seconds: float = 0.0
+    histories: list[list[dict]] = field(default_factory=list)
+
+    @property
+    def mean(self) -> float:
+        """Mean of the per-fold scores."""
+        return float(np.mean(self.fold_scores))
+
+    @property
+    def std(self) -> float:
+        """Standard deviation of the per-fold scores."""
+        return float(np.std(self.fold_scores))
+
+    def summary(self) -> str:
+        """`accuracy 0.8316 ± 0.0150 over 5 folds`."""
+        return f"{self.metric} {self.mean:.4f} ± {self.std:.4f} over {len(self.fold_scores)} folds"
+
+    def as_record(self) -> dict[str, Any]:
+        """JSON-friendly summary for run records."""
+        return {
+            "metric": self.metric,
+            "fold_scores": [round(s, 6) for s in self.fold_scores],
+            "mean": round(self.mean, 6),
+            "std": round(self.std, 6),
+            "n_folds": len(self.fold_scores),
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def cross_validate(
+    comp: Competition,
+    data: Data,
+    params: dict[str, Any],
+    seed: int,
+    n_folds: int | None = None,
+    callbacks: Callable[[int], list] | None = None,
+    on_fold: Callable[[int, float], None] | None = None,
+    folds: np.ndarray | None = None,
+    progress: bool = True,
+) -> CVResult:
+    """Fit one model per fold; every training row gets an out-of-fold prediction, the test set the fold mean.
+
+    `callbacks(fold)` supplies extra fastai callbacks for that fold's training (e.g. Optuna pruning);
+    `on_fold(fold, score)` runs after each fold, and may raise (e.g. optuna.TrialPruned) to stop early.
+    Fold scores use the default decoding (threshold 0.5), so they are not tuned on the rows they score.
+    """
+    n_folds = n_folds or comp.n_folds
+    if folds is None:
+        folds = make_folds(comp.task, data.y, n_folds, seed, data.groups)
+    n_folds = int(folds.max()) + 1
+    oof: np.ndarray | None = None
+    test_sum: np.ndarray | None = None
+    scores: list[float] = []
+    histories: list[list[dict]] = []
+    start = time.perf_counter()
+    for k in range(n_folds):
+        train_idx, valid_idx = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+        out = comp.fit_fold(
+            data, train_idx, valid_idx, params, seed=seed + k, callbacks=callbacks(k) if callbacks else None,
+            progress=progress,
+        )
+        if oof is None:
+            oof = np.full((len(data.y), *out.valid.shape[1:]), np.nan, dtype=np.float64)
+            test_sum = np.zeros(out.test.shape, dtype=np.float64)
+        oof[valid_idx] = out.valid
+        test_sum += out.test
+        score = comp.score(data.y[valid_idx], out.valid)
+        scores.append(score)
+        histories.append(out.history)
+        log.info("fold %d/%d: %s %.4f", k + 1, n_folds, comp.metric, score)
+        if on_fold is not None:
+            on_fold(k, score)
+    assert oof is not None and test_sum is not None
+    if np.isnan(oof).any():
+        raise KitError("internal error: some rows got no out-of-fold prediction")
+    return CVResult(
+        folds=folds,
+        oof=oof,
+        test=test_sum / n_folds,
+        fold_scores=scores,
+        params=dict(params),
+        seed=seed,
+        metric=comp.metric,
+        seconds=time.perf_counter() - start,
+        histories=histories,
+    )
