@@ -17,13 +17,23 @@ BENCH_DATA ?= ../shared/data/titanic
 COMP ?= titanic
 ARGS ?=
 
-.PHONY: help setup test lint titanic bench-titanic clean
+.PHONY: help setup test lint titanic bench-titanic clean download submit demo tune test-distributed bench-tune
+.PHONY: planet planet-demo bench-planet
 
 help:
 	@echo "make titanic [DATA=dir]   train the Titanic MLP with 5-fold CV and write a submission"
 	@echo "make test                 run the whole test suite"
 	@echo "make lint                 ruff"
 	@echo "make bench-titanic        kit's MLP vs scikit-learn baselines on ../shared/data/titanic"
+	@echo "make tune COMP=name       Optuna search, refit, thresholds, submission (ARGS='--n-trials 50 --storage URL')"
+	@echo "make test-distributed     2 tune workers on one study in a throwaway PostgreSQL server"
+	@echo "make bench-tune           pruning vs none on Titanic; per-class threshold search vs a naive grid"
+	@echo "make download COMP=name   download the competition's files from Kaggle into data/<name>/"
+	@echo "make submit COMP=name     submit the newest submissions/<name>/*.csv to Kaggle (ARGS='--wait -m msg')"
+	@echo "make demo                 everything offline: local Kaggle sandbox, download, train, submit, score"
+	@echo "make planet [DATA=dir] [PRESET=cpu|gpu]  Planet CNN, 5-fold CV, per-class thresholds, submission"
+	@echo "make planet-demo          generate Planet-format tiles, train the cpu preset, print held-out F2"
+	@echo "make bench-planet         Planet cpu preset on 4,000/1,500 generated tiles -> bench/results/planet.md"
 
 setup: $(STAMP)
 
@@ -46,6 +56,37 @@ titanic: setup
 
 bench-titanic: setup
 	$(BIN)/python bench/titanic.py --data-dir $(BENCH_DATA)
+
+download: setup
+	$(BIN)/kit download --comp $(COMP) $(ARGS)
+
+submit: setup
+	$(BIN)/kit submit --comp $(COMP) $(ARGS)
+
+demo: setup
+	$(BIN)/python -m kit.sandbox.demo $(ARGS)
+
+tune: setup
+	$(BIN)/kit tune --comp $(COMP) $(ARGS)
+
+test-distributed: setup
+	scripts/test_distributed.sh
+
+bench-tune: setup
+	$(BIN)/python bench/tune.py --data-dir $(BENCH_DATA) $(ARGS)
+
+# Planet: DATA defaults to data/planet here; PRESET=auto picks gpu when CUDA is present, else cpu.
+# OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep instead of spinning (spinning collapses CNN throughput
+# when other processes share the cores).
+planet: DATA = data/planet
+planet: setup
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/kit train --comp planet --data-dir $(DATA) --set preset=$(or $(PRESET),auto) $(ARGS)
+
+planet-demo: setup
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m competitions.planet.demo $(ARGS)
+
+bench-planet: setup
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python bench/planet.py $(ARGS)
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

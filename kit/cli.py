@@ -13,6 +13,11 @@ from kit.errors import KitError
 # name -> module holding `main(argv) -> int`; each is also runnable as `python -m kit.<name>`
 COMMANDS: dict[str, str] = {
     "train": "kit.train",
+    "tune": "kit.tune",
+    "download": "kit.download",
+    "submit": "kit.submit",
+    "submissions": "kit.submissions",
+    "sandbox": "kit.sandbox.server",
 }
 
 

@@ -125,19 +125,22 @@ class TabularCompetition(Competition):
         callbacks: list | None = None,
         progress: bool = True,
     ) -> FoldOutput:
-        """Features on the fold, then a fastai Learner trained with fit_one_cycle."""
+        """Features on the fold, then `n_models` fastai Learners (seeds seed, seed+1000, ...) averaged."""
         x_train, x_valid, x_test = self.fold_arrays(data, train_idx, valid_idx, params)
-        train.seed_everything(seed)
-        dls, test_dl = train.tensor_dataloaders(
-            x_train, data.y[train_idx], x_valid, data.y[valid_idx], x_test, int(params.get("bs", 64)), self.task
-        )
-        learn = train.make_learner(dls, self.model(x_train.shape[1], self.n_outputs(data), params), self.task, params)
-        train.fit(learn, params, cbs=callbacks, progress=progress)
-        return FoldOutput(
-            valid=train.predict(learn, dls.valid, self.task),
-            test=train.predict(learn, test_dl, self.task),
-            history=train.history(learn),
-        )
+        valid, test, hist = [], [], []
+        for m in range(int(params.get("n_models", 1))):
+            train.seed_everything(seed + 1000 * m)
+            dls, test_dl = train.tensor_dataloaders(
+                x_train, data.y[train_idx], x_valid, data.y[valid_idx], x_test, int(params.get("bs", 64)), self.task
+            )
+            model = self.model(x_train.shape[1], self.n_outputs(data), params)
+            learn = train.make_learner(dls, model, self.task, params)
+            # pruning callbacks watch the first model only: later ones would report the same epochs again
+            train.fit(learn, params, cbs=callbacks if m == 0 else None, progress=progress)
+            valid.append(train.predict(learn, dls.valid, self.task))
+            test.append(train.predict(learn, test_dl, self.task))
+            hist = hist or train.history(learn)
+        return FoldOutput(valid=np.mean(valid, axis=0), test=np.mean(test, axis=0), history=hist)
 
     def submission(self, data: Data, test_pred: np.ndarray) -> pd.DataFrame:
         """`id, target` in the sample submission's order."""

@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("submissions"), help="where submissions are written")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="where folds, OOF predictions and plots go")
     p.add_argument("--quiet", action="store_true", help="no progress bars (default when stdout is not a terminal)")
+    p.add_argument("--skip-bad-images", action="store_true",
+                   help="image competitions: drop unreadable training images, fill unreadable test rows from the "
+                        "fold-ensemble prior (sets the skip_bad_images parameter)")
     return p
 
 
@@ -185,6 +188,10 @@ def _main(argv: Sequence[str] | None) -> int:
             raise KitError(f"{args.params}: cannot read parameters ({e})") from None
         overrides.update(loaded.get("params", loaded))
     overrides.update(parse_overrides(args.overrides, comp.default_params))
+    if args.skip_bad_images:
+        if "skip_bad_images" not in comp.default_params:
+            raise KitError(f"--skip-bad-images: competition {comp.name!r} has no images to skip")
+        overrides["skip_bad_images"] = True
     params = comp.params(overrides)
     data_dir = args.data_dir or Path("data") / comp.name
     result = train_and_submit(

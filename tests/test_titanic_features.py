@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 
 from competitions.titanic.features import GroupSurvival, TitanicFeatures, title_of
 from kit import registry
@@ -37,14 +38,21 @@ def test_group_features_are_fold_safe(titanic_dir):
 
 
 def test_group_survival_leaves_own_label_out():
-    X = pd.DataFrame({"Surname": ["A", "A", "B", "C"], "Fare": [10.0, 10.0, 5.0, 7.0],
-                      "Ticket": ["t1", "t1", "t2", "t3"]})
-    y = np.array([1, 0, 1, 0])
+    X = pd.DataFrame({"Surname": ["A", "A", "B", "C", "A"], "Fare": [10.0, 10.0, 5.0, 7.0, 3.0],
+                      "Ticket": ["t1", "t1", "t2", "t3", "t9"], "Sex": ["female", "male", "female", "male", "female"],
+                      "Title": ["Mrs", "Mr", "Miss", "Mr", "Miss"]})
+    y = np.array([1, 0, 1, 0, 0])
     out = GroupSurvival().fit_transform(X, y)
     # row 0 sees row 1 (died) -> 0; row 1 sees row 0 (survived) -> 1; alone -> 0.5
-    assert out["GroupSurvival"].tolist() == [0.0, 1.0, 0.5, 0.5]
-    new = GroupSurvival().fit(X, y).transform(pd.DataFrame({"Surname": ["A"], "Fare": [10.0], "Ticket": ["zz"]}))
+    assert out["GroupSurvival"].tolist() == [0.0, 1.0, 0.5, 0.5, 0.5]
+    # women/boys of surname A = rows 0 and 4 (row 1 is a man): each sees only the other; row 1 sees both
+    # through the surname and row 0 again through ticket t1: (1 + 0 + 1) / 3
+    assert out["WCGSurvival"].tolist() == pytest.approx([0.0, 2 / 3, 0.5, 0.5, 1.0])
+    assert out["WCGKnown"].tolist() == [1, 1, 0, 0, 1]
+    new = GroupSurvival().fit(X, y).transform(pd.DataFrame(
+        {"Surname": ["A"], "Fare": [10.0], "Ticket": ["zz"], "Sex": ["male"], "Title": ["Master"]}))
     assert new["GroupSurvival"].tolist() == [1.0]
+    assert new["WCGSurvival"].tolist() == [0.5]  # rows 0 and 4: one survived, one died
 
 
 def test_unseen_categories_in_test_are_handled(titanic_dir):

@@ -12,7 +12,7 @@ from kit.tabular import TabularCompetition
 
 
 class Titanic(TabularCompetition):
-    """The seeds' MLP on engineered passenger features, 5-fold stratified CV, threshold from OOF."""
+    """The seeds' MLP (width 64 by default) on engineered passenger features, 5-fold stratified CV, OOF threshold."""
 
     name = "titanic"
     slug = "titanic"
@@ -27,10 +27,11 @@ class Titanic(TabularCompetition):
     raw_columns = ["Pclass", "Name", "Sex", "Age", "SibSp", "Parch", "Ticket", "Fare", "Cabin", "Embarked"]
     raw_numeric = ["Pclass", "Age", "SibSp", "Parch", "Fare"]
     numeric_features = ["Age", "AgeMissing", "SibSp", "Parch", "FamilySize", "IsAlone", "LogFarePP", "CabinKnown",
-                        "IsBoy", "GroupSurvival", "FamilyKnown", "TicketKnown"]
+                        "IsBoy", "GroupSurvival", "FamilyKnown", "TicketKnown", "WCGSurvival", "WCGKnown"]
     categorical_features = ["Sex", "Embarked", "Title", "Pclass", "Deck"]
     default_params: dict[str, Any] = {
-        "width": 128, "depth": 1, "dropout": 0.2, "wd": 0.1, "epochs": 20, "lr": 3e-3, "bs": 64,
+        "width": 64, "depth": 1, "dropout": 0.3, "wd": 0.03, "epochs": 20, "lr": 3e-3, "bs": 64,
+        "n_models": 1,
     }
 
     def load(self, data_dir: Path) -> Data:
@@ -49,7 +50,7 @@ class Titanic(TabularCompetition):
     def check_params(self, params: dict[str, Any]) -> None:
         """Reject unknown names and values outside what the MLP can use."""
         super().check_params(params)
-        for key in ("width", "depth", "epochs", "bs"):
+        for key in ("width", "depth", "epochs", "bs", "n_models"):
             if int(params[key]) < 1:
                 raise KitError(f"titanic: {key} must be >= 1 (got {params[key]})")
         if not 0 <= float(params["dropout"]) < 1:

@@ -67,41 +67,66 @@ def _group_value(surv: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 
 class GroupSurvival(BaseEstimator, TransformerMixin):
-    """Fold-safe 'family survival': what happened to the passenger's family (surname + fare) and ticket mates.
+    """Fold-safe group survival: what happened to the passenger's family (surname + fare) and ticket mates,
+    and to the women and boys of their surname/ticket group (the "woman-child group").
 
     Statistics come only from the labels given to `fit`. On those same rows (`fit_transform`) each passenger
-    is left out of their own group, so a row never sees its own label; other rows see all fitted members.
+    is left out of their own groups, so a row never sees its own label; other rows see all fitted members.
     """
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> GroupSurvival:
         self._fit_stats(X, y)
         return self
 
-    def _keys(self, X: pd.DataFrame) -> dict[str, pd.Series]:
+    @staticmethod
+    def _keys(X: pd.DataFrame) -> dict[str, pd.Series]:
         fare = pd.to_numeric(X["Fare"], errors="coerce").round(1).astype(str)
-        return {"Family": X["Surname"].astype(str) + "|" + fare, "Ticket": X["Ticket"].astype(str)}
+        return {"Family": X["Surname"].astype(str) + "|" + fare, "Ticket": X["Ticket"].astype(str),
+                "Surname": X["Surname"].astype(str)}
+
+    @staticmethod
+    def _woman_or_boy(X: pd.DataFrame) -> np.ndarray:
+        title = X["Title"] if "Title" in X else pd.Series("", index=X.index)
+        return (X["Sex"].astype(str).eq("female") | title.eq("Master")).to_numpy()
 
     def _fit_stats(self, X: pd.DataFrame, y: np.ndarray) -> None:
-        y = pd.Series(np.asarray(y, dtype=np.float64), index=X.index)
+        y = np.asarray(y, dtype=np.float64)
+        wcg = self._woman_or_boy(X)
         self.stats_ = {}
         for name, key in self._keys(X).items():
-            g = y.groupby(key.to_numpy())
-            self.stats_[name] = (g.sum().to_dict(), g.size().to_dict())
+            k = key.to_numpy()
+            all_g = pd.Series(y).groupby(k)
+            self.stats_[name] = (all_g.sum().to_dict(), all_g.size().to_dict())
+            w = pd.Series(y[wcg]).groupby(k[wcg])
+            self.stats_["WCG" + name] = (w.sum().to_dict(), w.size().to_dict())
+
+    def _counts(self, stat: str, key: pd.Series, own: np.ndarray | None, member: np.ndarray | None):
+        sums, sizes = self.stats_[stat]
+        s = key.map(sums).fillna(0.0).to_numpy(dtype=np.float64)
+        n = key.map(sizes).fillna(0).to_numpy(dtype=np.float64)
+        if own is not None:  # leave the passenger's own label out (of the groups they were counted in)
+            m = np.ones(len(key), dtype=bool) if member is None else member
+            s, n = s - own * m, n - m
+        return s, n
 
     def _apply(self, X: pd.DataFrame, own: np.ndarray | None) -> pd.DataFrame:
         out = X.copy()
+        keys = self._keys(X)
         values = []
-        for name, key in self._keys(X).items():
-            sums, sizes = self.stats_[name]
-            s = key.map(sums).fillna(0.0).to_numpy(dtype=np.float64)
-            n = key.map(sizes).fillna(0).to_numpy(dtype=np.float64)
-            if own is not None:  # leave the passenger's own label out
-                s, n = s - own, n - 1
+        for name in ("Family", "Ticket"):
+            s, n = self._counts(name, keys[name], own, None)
             out[f"{name}Known"] = (n > 0).astype(np.float32)
             values.append(_group_value(s, n))
         fam, tick = values
         # family evidence first; ticket mates fill in where the family says nothing or says "died"
         out["GroupSurvival"] = np.where(fam == 0.5, tick, np.where((fam == 0) & (tick == 1), 1.0, fam))
+        # women and boys of the same surname or ticket tend to share one fate (survival rate among the others)
+        wcg = self._woman_or_boy(X)
+        s1, n1 = self._counts("WCGSurname", keys["Surname"], own, wcg)
+        s2, n2 = self._counts("WCGTicket", keys["Ticket"], own, wcg)
+        s, n = s1 + s2, n1 + n2
+        out["WCGKnown"] = (n > 0).astype(np.float32)
+        out["WCGSurvival"] = np.where(n > 0, s / np.maximum(n, 1), 0.5)
         return out
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:

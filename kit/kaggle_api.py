@@ -1,0 +1,494 @@
+"""The one place that talks to Kaggle, through the official `kaggle` client (imported lazily).
+
+`import kaggle` authenticates at import time (and sends KAGGLE_API_TOKEN to Kaggle to introspect it), so
+nothing here imports it before credentials have been found and the user actually asked for Kaggle.
+Every failure becomes one line with its own exit code (see the EXIT_* constants); 429, 5xx and network
+failures are retried a bounded number of times with exponential backoff and jitter first.
+
+Where requests go: kagglesdk's `KAGGLE_API_ENVIRONMENT` (unset/PROD: api.kaggle.com; TEST: http://localhost:7777,
+the sandbox's default port; LOCALHOST: http://localhost). kaggle 2.2.4's `KaggleApi` ignores TEST, so the
+client is built here from kagglesdk's own `get_env()`. Tuning (for tests and slow links):
+KIT_KAGGLE_RETRIES (attempts, default 4), KIT_KAGGLE_BACKOFF_S (first backoff, default 1),
+KIT_KAGGLE_TIMEOUT_S (per request, default 60).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import random
+import stat
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kit.errors import KitError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+EXIT_NO_CREDENTIALS = 20
+EXIT_UNAUTHORIZED = 21  # 401: bad or stale key
+EXIT_FORBIDDEN = 22  # 403: competition rules not accepted
+EXIT_NOT_FOUND = 23  # 404: unknown or closed competition
+EXIT_RATE_LIMITED = 24  # 429 after retries
+EXIT_SERVER_ERROR = 25  # 5xx after retries, or an upload Kaggle did not take
+EXIT_OFFLINE = 26  # connection refused, DNS failure, timeout, dropped connection
+EXIT_LIMIT_REACHED = 27  # daily submission limit
+EXIT_DUPLICATE = 28  # file already submitted (needs --force)
+EXIT_SCORING_FAILED = 29  # Kaggle could not score the submission
+EXIT_STILL_PENDING = 30  # --wait gave up before Kaggle scored it
+EXIT_KAGGLE_OTHER = 31  # any other answer from Kaggle
+
+
+class KaggleError(KitError):
+    """A failure talking to Kaggle (one line, distinct exit code)."""
+
+    exit_code = EXIT_KAGGLE_OTHER
+    retriable = False
+
+
+class NoCredentials(KaggleError):
+    """No credentials found (the message says how to set them)."""
+
+    exit_code = EXIT_NO_CREDENTIALS
+
+
+class Unauthorized(KaggleError):
+    """HTTP 401: the key or token is wrong, expired or revoked."""
+
+    exit_code = EXIT_UNAUTHORIZED
+
+
+class Forbidden(KaggleError):
+    """HTTP 403: the competition's rules have not been accepted."""
+
+    exit_code = EXIT_FORBIDDEN
+
+
+class NotFound(KaggleError):
+    """HTTP 404: unknown or closed competition."""
+
+    exit_code = EXIT_NOT_FOUND
+
+
+class RateLimited(KaggleError):
+    """HTTP 429, still after the retries."""
+
+    exit_code = EXIT_RATE_LIMITED
+    retriable = True
+
+
+class ServerError(KaggleError):
+    """HTTP 5xx (or an upload Kaggle did not take), still after the retries."""
+
+    exit_code = EXIT_SERVER_ERROR
+    retriable = True
+
+
+class Offline(KaggleError):
+    """Kaggle cannot be reached: refused, DNS failure, timeout or dropped connection."""
+
+    exit_code = EXIT_OFFLINE
+    retriable = True
+
+
+class LimitReached(KaggleError):
+    """The daily (or lifetime) submission limit is used up."""
+
+    exit_code = EXIT_LIMIT_REACHED
+
+
+class Duplicate(KaggleError):
+    """This exact file was already submitted to the competition."""
+
+    exit_code = EXIT_DUPLICATE
+
+
+class ScoringFailed(KaggleError):
+    """Kaggle could not score the submission."""
+
+    exit_code = EXIT_SCORING_FAILED
+
+
+class StillPending(KaggleError):
+    """Kaggle had not scored the submission when --wait gave up."""
+
+    exit_code = EXIT_STILL_PENDING
+
+
+SETTINGS_URL = "https://www.kaggle.com/settings"
+HOW_TO_SET = (
+    f"create an API token at {SETTINGS_URL} (API section) and save it as ~/.kaggle/kaggle.json (chmod 600; "
+    "or in $KAGGLE_CONFIG_DIR), or set KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN"
+)
+
+
+# ---- credentials ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where the client's credentials come from; the secret is never printed (repr hides it)."""
+
+    source: str
+    username: str | None
+    secret: str = field(repr=False)
+
+
+def config_dir(env: dict[str, str] | None = None) -> Path:
+    """The folder the client reads kaggle.json from (same rule as KaggleApi: KAGGLE_CONFIG_DIR, ~/.kaggle, XDG)."""
+    env = os.environ if env is None else env
+    if env.get("KAGGLE_CONFIG_DIR"):
+        return Path(env["KAGGLE_CONFIG_DIR"])
+    home = Path(os.path.expanduser("~")) / ".kaggle"
+    if sys.platform.startswith("linux") and not home.exists():
+        return Path(env.get("XDG_CONFIG_HOME") or Path(os.path.expanduser("~")) / ".config") / "kaggle"
+    return home
+
+
+def _warn_permissions(path: Path) -> None:
+    mode = path.stat().st_mode
+    if os.name != "nt" and mode & (stat.S_IRGRP | stat.S_IROTH):
+        print(f"warning: {path} is readable by other users; run `chmod 600 {path}`", file=sys.stderr)
+
+
+def find_credentials(env: dict[str, str] | None = None) -> Credentials:
+    """The credentials the official client will use, in its order; NoCredentials (saying how to set them) if none."""
+    env = os.environ if env is None else env
+    token = env.get("KAGGLE_API_TOKEN")
+    if token:
+        if Path(token).is_file():  # kagglesdk accepts a path to a token file too
+            return Credentials(f"KAGGLE_API_TOKEN file {token}", None, Path(token).read_text().strip())
+        return Credentials("KAGGLE_API_TOKEN", None, token)
+    for name in ("access_token", "access_token.txt"):
+        p = Path(os.path.expanduser("~")) / ".kaggle" / name
+        if p.is_file() and p.read_text().strip():
+            return Credentials(str(p), None, p.read_text().strip())
+    path = config_dir(env) / "kaggle.json"
+    file_values: dict[str, Any] = {}
+    problem = ""
+    if path.is_file():
+        _warn_permissions(path)
+        try:
+            file_values = json.loads(path.read_text() or "{}")
+            if not isinstance(file_values, dict):
+                raise ValueError("not a JSON object")
+        except ValueError:
+            file_values, problem = {}, f"{path} is not valid JSON; "
+    user = env.get("KAGGLE_USERNAME") or file_values.get("username")
+    key = env.get("KAGGLE_KEY") or file_values.get("key")
+    if user and key:
+        source = "KAGGLE_USERNAME/KAGGLE_KEY" if env.get("KAGGLE_KEY") else str(path)
+        return Credentials(source, str(user), str(key))
+    if path.is_file() and not problem:
+        problem = f"{path} lacks a username or key; "
+    raise NoCredentials(f"no Kaggle credentials: {problem}{HOW_TO_SET}")
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret replaced by ***."""
+    for s in secrets:
+        if s and len(s) >= 4:
+            text = text.replace(s, "***")
+    return text
+
+
+# ---- results as plain data -------------------------------------------------------------------------------------
+
+
+@dataclass
+class RemoteSubmission:
+    """One of the user's submissions as Kaggle lists it."""
+
+    ref: int
+    date: datetime | None  # naive UTC
+    file_name: str
+    description: str
+    status: str  # "pending" | "complete" | "error"
+    public_score: float | None
+    private_score: float | None
+    error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form (date as ISO text)."""
+        d = self.__dict__.copy()
+        d["date"] = self.date.isoformat() if self.date else None
+        return d
+
+
+def _score(v: Any) -> float | None:
+    try:
+        return float(v) if v not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _remote(s: Any) -> RemoteSubmission:
+    status = getattr(getattr(s, "status", None), "name", "PENDING").lower()
+    return RemoteSubmission(
+        ref=int(s.ref), date=s.date, file_name=s.file_name or "", description=s.description or "",
+        status=status, public_score=_score(s.public_score), private_score=_score(s.private_score),
+        error=s.error_description or None,
+    )
+
+
+# ---- the client ------------------------------------------------------------------------------------------------
+
+
+def env_float(name: str, default: float) -> float:
+    """A float from the environment (default when unset)."""
+    try:
+        return float(os.environ.get(name) or default)
+    except ValueError:
+        raise KitError(f"{name}={os.environ[name]!r} is not a number") from None
+
+
+def _api_class():
+    """KaggleApi with its client built from kagglesdk's KAGGLE_API_ENVIRONMENT and a request timeout."""
+    from kaggle.api.kaggle_api_extended import KaggleApi
+    from kagglesdk import KaggleClient
+    from kagglesdk.kaggle_env import get_env
+    from requests.adapters import HTTPAdapter
+
+    class TimeoutAdapter(HTTPAdapter):
+        def __init__(self, timeout: float):
+            super().__init__()
+            self.default_timeout = timeout
+
+        def send(self, request, **kwargs):
+            if kwargs.get("timeout") is None:
+                kwargs["timeout"] = self.default_timeout
+            return super().send(request, **kwargs)
+
+    class KitKaggleApi(KaggleApi):
+        request_timeout = 60.0
+
+        def build_kaggle_client(self) -> KaggleClient:
+            client = KaggleClient(
+                env=get_env(), verbose=False,
+                username=self.config_values.get(self.CONFIG_NAME_USER),
+                password=self.config_values.get(self.CONFIG_NAME_KEY),
+                api_token=self.config_values.get(self.CONFIG_NAME_TOKEN),
+                response_processor=self.get_response_processor(),
+            )
+            http = client.http_client()
+            http._init_session()
+            adapter = TimeoutAdapter(self.request_timeout)  # the client sends without a timeout otherwise
+            http._session.mount("http://", adapter)
+            http._session.mount("https://", adapter)
+            return client
+
+    return KitKaggleApi
+
+
+class Kaggle:
+    """The official client behind one-line errors and bounded retries."""
+
+    def __init__(self, slug: str = ""):
+        self.slug = slug
+        self.creds = find_credentials()
+        self.retries = max(1, int(env_float("KIT_KAGGLE_RETRIES", 4)))
+        self.backoff = env_float("KIT_KAGGLE_BACKOFF_S", 1.0)
+        self.timeout = env_float("KIT_KAGGLE_TIMEOUT_S", 60.0)
+        self._api = None
+
+    # -- connection
+    @property
+    def api(self):
+        """The authenticated KaggleApi (imported and built on first use)."""
+        if self._api is None:
+            self._api = self.call("authenticate", self._connect, retry=True)
+        return self._api
+
+    def _connect(self):
+        with contextlib.redirect_stdout(io.StringIO()):  # import-time auth prints help text we replace
+            try:
+                cls = _api_class()
+            except ImportError as e:
+                raise KaggleError(
+                    f"the official kaggle client cannot be imported ({e}); run `pip install kaggle six`"
+                ) from None
+        api = cls()
+        api.request_timeout = self.timeout
+        cdir = config_dir()
+        api.config_dir, api.config = str(cdir), str(cdir / "kaggle.json")  # the class read them at import time
+        api.args = []
+        with contextlib.redirect_stdout(io.StringIO()):  # its own permission warning: we printed ours
+            try:
+                api.authenticate()
+            except SystemExit:
+                if self.creds.username is None:  # a token Kaggle's introspection did not accept
+                    raise Unauthorized(f"Kaggle rejected the API token from {self.creds.source} (inactive, expired "
+                                       f"or revoked); create a new one at {SETTINGS_URL}") from None
+                raise NoCredentials(f"the kaggle client found no usable credentials; {HOW_TO_SET}") from None
+        return api
+
+    # -- error translation and retry
+    def _what(self, what: str) -> str:
+        return f"{what} ({self.slug})" if self.slug else what
+
+    def translate(self, e: BaseException, what: str) -> KaggleError:
+        """The one-line KaggleError for an exception raised by the client."""
+        import requests
+
+        if isinstance(e, KaggleError):
+            return e
+        slug = self.slug or "?"
+        secrets = [self.creds.secret]
+        if isinstance(e, requests.HTTPError) and e.response is not None:
+            code = e.response.status_code
+            msg = redact(str(e).splitlines()[0] if str(e) else "", secrets)
+            if code == 401:
+                return Unauthorized(f"Kaggle rejected the credentials from {self.creds.source} (HTTP 401): the key "
+                                    f"is wrong, expired or revoked; create a new API token at {SETTINGS_URL}")
+            if code == 403:
+                return Forbidden(f"Kaggle refused {what} for '{slug}' (HTTP 403): accept the competition's rules at "
+                                 f"https://www.kaggle.com/competitions/{slug}/rules (the API cannot accept them)")
+            if code == 404:
+                return NotFound(f"competition '{slug}' not found on Kaggle (HTTP 404) during {what}: check the "
+                                "slug; the competition may also be closed or not entered")
+            if code == 429:
+                return RateLimited(f"Kaggle is rate limiting requests (HTTP 429) during {what}; "
+                                   "wait a few minutes and try again")
+            if code >= 500:
+                return ServerError(f"Kaggle answered HTTP {code} during {what}; its servers may be having "
+                                   "trouble, try again later")
+            if code == 400 and ("allowance" in msg.lower() or "limit" in msg.lower()):
+                return LimitReached(f"daily submission limit reached for '{slug}': {msg}")
+            return KaggleError(f"Kaggle answered HTTP {code} during {what}: {msg}")
+        if isinstance(e, requests.Timeout):
+            return Offline(f"no answer from Kaggle within {self.timeout:g}s during {what}: you seem to be offline "
+                           "or Kaggle is unreachable; check your connection and try again")
+        if isinstance(e, requests.ConnectionError):
+            text = str(e)
+            if "NameResolution" in text or "Name or service not known" in text or "getaddrinfo" in text:
+                why = "DNS lookup failed"
+            elif "refused" in text.lower():
+                why = "connection refused"
+            elif "RemoteDisconnected" in text or "reset" in text.lower() or "aborted" in text.lower():
+                why = "connection dropped"
+            else:
+                why = "connection failed"
+            return Offline(f"cannot reach Kaggle during {what} ({why}): you seem to be offline; "
+                           "check your connection (and proxy settings) and try again")
+        if isinstance(e, SystemExit):
+            return NoCredentials(f"the kaggle client found no usable credentials; {HOW_TO_SET}")
+        text = redact(" ".join(str(e).split()), secrets)
+        return KaggleError(f"{what} failed: {type(e).__name__}: {text}")
+
+    def delay(self, attempt: int, e: BaseException | None = None) -> float:
+        """Exponential backoff with jitter (Retry-After honoured, capped at 60 s)."""
+        d = min(60.0, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
+        resp = getattr(e, "response", None)
+        if resp is not None and getattr(resp, "status_code", None) == 429:
+            try:
+                d = max(d, min(60.0, float(resp.headers.get("Retry-After", ""))))
+            except ValueError:
+                pass
+        return d
+
+    def call(self, what: str, fn: Callable[..., T], *args: Any, retry: bool = True,
+             before_retry: Callable[[], T | None] | None = None, **kwargs: Any) -> T:
+        """Run one client call; retry 429/5xx/network failures (bounded), then raise the one-line error.
+
+        `before_retry` runs before each retry; a non-None result is returned instead of retrying
+        (used to notice that a submission did go through before the failure).
+        """
+        attempt = 0
+        while True:
+            try:
+                with contextlib.redirect_stdout(sys.stderr):  # the client prints; our stdout is for results
+                    return fn(*args, **kwargs)
+            except (Exception, SystemExit) as e:
+                err = self.translate(e, self._what(what))
+                if not (retry and err.retriable and attempt + 1 < self.retries):
+                    raise err from None
+                wait = self.delay(attempt, e)
+                print(f"kaggle: {err} — retry {attempt + 1}/{self.retries - 1} in {wait:.1f}s", file=sys.stderr)
+                time.sleep(wait)
+                attempt += 1
+                if before_retry is not None:
+                    found = before_retry()
+                    if found is not None:
+                        return found
+
+    # -- competitions
+    def list_files(self, slug: str) -> list[dict[str, Any]]:
+        """Every data file of the competition: name, size in bytes, creation date (ISO)."""
+        out, token = [], None
+        while True:
+            resp = self.call("listing the competition files", self.api.competition_list_files, slug,
+                             page_token=token, page_size=200)
+            for f in resp.files or []:
+                out.append({"name": f.name, "bytes": int(f.total_bytes or 0),
+                            "created": f.creation_date.isoformat() if f.creation_date else None})
+            token = resp.next_page_token
+            if not token:
+                return out
+
+    def download_all(self, slug: str, path: Path, quiet: bool = False) -> Path:
+        """Download the competition's files (one zip) into `path`, with the client's progress bar unless quiet."""
+        path = Path(path)
+        self.call("downloading the competition files", self.api.competition_download_files, slug,
+                  path=str(path), force=True, quiet=quiet)
+        got = sorted(p for p in path.iterdir() if p.is_file() and not p.name.endswith(".kaggle-partial"))
+        if not got:
+            raise KaggleError(f"download of '{slug}' produced no file in {path}")
+        return got[0]
+
+    def limits(self, slug: str) -> dict[str, Any]:
+        """Today's submission count and how many more are allowed now."""
+        lim = self.call("checking the submission limit", self.api.competition_get_submission_limits, slug)
+        return {"today": int(lim.num_today), "total": int(lim.num_total), "remaining": int(lim.num_allowed_now),
+                "limited_by_total": bool(lim.limited_by_total)}
+
+    def submissions(self, slug: str, pages: int = 5, page_size: int = 50) -> list[RemoteSubmission]:
+        """The user's submissions, newest first (up to pages * page_size)."""
+        out: list[RemoteSubmission] = []
+        for page in range(1, pages + 1):
+            got = self.call("listing submissions", self.api.competition_submissions, slug,
+                            page_number=page, page_size=page_size) or []
+            out += [_remote(s) for s in got if s is not None]
+            if len(got) < page_size:
+                break
+        return out
+
+    def find_submission(self, slug: str, file_name: str, message: str, since: datetime,
+                        exclude: Iterable[int] = ()) -> RemoteSubmission | None:
+        """The newest remote submission of `file_name` with `message` made at or after `since` (naive UTC)."""
+        skip = set(exclude)
+        for s in self.submissions(slug, pages=2):
+            if (s.ref not in skip and s.file_name == file_name and s.description == (message or "")
+                    and (s.date is None or s.date >= since - timedelta(minutes=2))):
+                return s
+        return None
+
+    def submit(self, path: Path, message: str, slug: str, exclude: Iterable[int] = ()) -> int:
+        """Upload `path` and create the submission; returns Kaggle's submission ref.
+
+        Retried like every call, but before each retry Kaggle's list is checked so that a submission which
+        went through before the failure is not made twice.
+        """
+        path = Path(path)
+        since = datetime.now(UTC).replace(tzinfo=None)
+        exclude = set(exclude)
+
+        def attempt() -> int:
+            resp = self.api.competition_submit(str(path), message, slug, quiet=True)
+            if resp.message == self.api.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE or not resp.ref:
+                raise ServerError(f"Kaggle did not take the upload of {path.name}: {resp.message or 'no reference'}")
+            return int(resp.ref)
+
+        def already_there() -> int | None:
+            found = self.find_submission(slug, path.name, message, since, exclude)
+            return found.ref if found else None
+
+        return self.call("submitting", attempt, before_retry=already_there)

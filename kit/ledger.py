@@ -1,0 +1,159 @@
+"""`submissions/ledger.jsonl`: every Kaggle submission's file SHA-256, competition, message, time, Kaggle
+reference and, once known, score.
+
+Append-only events (one JSON line each, single write + fsync via `kit.io.append_jsonl`), folded per
+submission id: `pending` (written before the upload), then `submitted` (Kaggle's ref), `scored`, or
+`failed` / `abandoned`. A submit killed after the upload leaves a `pending` entry that the next
+`kit submit` / `kit submissions` reconciles against Kaggle's list. Never holds credentials.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import socket
+import sys
+import uuid
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from kit.io import append_jsonl
+
+LEDGER_NAME = "ledger.jsonl"
+OPEN_STATES = ("pending", "submitted")  # a file in one of these counts as submitted (needs --force)
+
+
+def now_iso() -> str:
+    """UTC time as ISO text with a Z."""
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> _dt.datetime:
+    """ISO text (as written by `now_iso`) -> naive UTC datetime."""
+    return _dt.datetime.fromisoformat(text.rstrip("Z")).replace(tzinfo=None)
+
+
+@dataclass
+class Entry:
+    """One submission, folded from its events."""
+
+    id: str
+    competition: str
+    slug: str
+    sha256: str
+    file: str
+    message: str
+    time: str
+    state: str = "pending"  # pending | submitted | failed | abandoned
+    ref: int | None = None
+    status: str | None = None  # Kaggle's: pending | complete | error
+    public_score: float | None = None
+    private_score: float | None = None
+    error: str | None = None
+    pid: int | None = None
+    host: str | None = None
+    reconciled: bool = False
+
+    @property
+    def uploaded_as(self) -> str:
+        """The file name Kaggle records for it."""
+        return Path(self.file).name
+
+    def process_alive(self) -> bool:
+        """Whether the process that wrote the pending entry still runs (same host only)."""
+        if self.pid is None or self.host != socket.gethostname() or self.pid == os.getpid():
+            return False  # unknown, elsewhere, or this very process (which is not submitting right now)
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+class Ledger:
+    """The ledger file and the operations on it."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def events(self) -> list[dict[str, Any]]:
+        """All events in order (a line that is not JSON is skipped with a warning)."""
+        if not self.path.is_file():
+            return []
+        out = []
+        for i, line in enumerate(self.path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                print(f"warning: {self.path}: line {i} is not JSON; ignored", file=sys.stderr)
+        return out
+
+    def entries(self, competition: str | None = None) -> list[Entry]:
+        """Submissions folded from the events, oldest first (optionally of one competition)."""
+        names = {f.name for f in fields(Entry)}
+        by_id: dict[str, Entry] = {}
+        for ev in self.events():
+            kind, eid = ev.get("event"), ev.get("id")
+            if kind == "pending":
+                by_id[eid] = Entry(**{k: v for k, v in ev.items() if k in names})
+                continue
+            e = by_id.get(eid)
+            if e is None:
+                continue
+            for k, v in ev.items():
+                if k in names and k not in ("id", "time"):
+                    setattr(e, k, v)
+            if kind in ("submitted", "failed", "abandoned"):
+                e.state = kind
+        return [e for e in by_id.values() if competition is None or e.competition == competition]
+
+    def _append(self, event: str, entry: Entry, **fields_: Any) -> None:
+        append_jsonl(self.path, {"event": event, "id": entry.id, "time": now_iso(), **fields_})
+
+    def begin(self, competition: str, slug: str, sha256: str, file: Path, message: str) -> Entry:
+        """Record the intent to submit (before anything is uploaded)."""
+        e = Entry(id=uuid.uuid4().hex, competition=competition, slug=slug, sha256=sha256, file=str(file),
+                  message=message, time=now_iso(), pid=os.getpid(), host=socket.gethostname())
+        append_jsonl(self.path, {"event": "pending", **{f.name: getattr(e, f.name) for f in fields(Entry)
+                                                         if f.name not in ("state", "ref", "status",
+                                                                           "public_score", "private_score",
+                                                                           "error", "reconciled")}})
+        return e
+
+    def submitted(self, entry: Entry, ref: int, reconciled: bool = False) -> None:
+        """Kaggle accepted it as `ref` (the line repeats the file's details so it reads on its own)."""
+        entry.ref, entry.state, entry.reconciled = int(ref), "submitted", reconciled
+        self._append("submitted", entry, ref=int(ref), competition=entry.competition, sha256=entry.sha256,
+                     message=entry.message, file=entry.file, reconciled=reconciled)
+
+    def scored(self, entry: Entry, status: str, public: float | None, private: float | None,
+               error: str | None = None) -> None:
+        """Kaggle finished scoring it (complete with scores, or error with Kaggle's description)."""
+        entry.status, entry.public_score, entry.private_score, entry.error = status, public, private, error
+        self._append("scored", entry, ref=entry.ref, status=status, public_score=public, private_score=private,
+                     error=error)
+
+    def failed(self, entry: Entry, error: str) -> None:
+        """Kaggle refused it before creating a submission."""
+        entry.state, entry.error = "failed", error
+        self._append("failed", entry, error=error)
+
+    def abandoned(self, entry: Entry, why: str) -> None:
+        """A pending entry Kaggle never received (its process died before the submission was created)."""
+        entry.state, entry.error = "abandoned", why
+        self._append("abandoned", entry, error=why)
+
+    def find_sha(self, competition: str, sha256: str) -> Entry | None:
+        """The newest open (pending or submitted) entry of this file for this competition."""
+        hits = [e for e in self.entries(competition) if e.sha256 == sha256 and e.state in OPEN_STATES]
+        return hits[-1] if hits else None
+
+    def refs(self, competition: str) -> set[int]:
+        """Kaggle refs already recorded for the competition."""
+        return {e.ref for e in self.entries(competition) if e.ref is not None}

@@ -1,0 +1,160 @@
+"""kit.kaggle_api without a server: where credentials come from, what errors say, backoff, the lazy import;
+and the ledger's event folding."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from kit import kaggle_api as ka
+from kit.ledger import Ledger
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env(tmp_path: Path, **kw: str) -> dict[str, str]:
+    return {"HOME": str(tmp_path / "home"), "KAGGLE_CONFIG_DIR": str(tmp_path / "cfg"), **kw}
+
+
+def _kaggle_json(tmp_path: Path, obj: object, mode: int = 0o600) -> Path:
+    (tmp_path / "cfg").mkdir(exist_ok=True)
+    p = tmp_path / "cfg" / "kaggle.json"
+    p.write_text(json.dumps(obj) if not isinstance(obj, str) else obj)
+    p.chmod(mode)
+    return p
+
+
+def test_credentials_in_the_clients_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    path = _kaggle_json(tmp_path, {"username": "alice", "key": "filekey123"})
+    c = ka.find_credentials(_env(tmp_path))
+    assert (c.source, c.username, c.secret) == (str(path), "alice", "filekey123")
+    assert "filekey123" not in repr(c)
+    c = ka.find_credentials(_env(tmp_path, KAGGLE_USERNAME="bob", KAGGLE_KEY="envkey456"))
+    assert (c.source, c.username, c.secret) == ("KAGGLE_USERNAME/KAGGLE_KEY", "bob", "envkey456")
+    c = ka.find_credentials(_env(tmp_path, KAGGLE_API_TOKEN="tok789xyz"))
+    assert (c.source, c.secret) == ("KAGGLE_API_TOKEN", "tok789xyz")
+    assert capsys.readouterr().err == ""  # 600: no warning
+
+
+def test_kaggle_json_readable_by_others_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    path = _kaggle_json(tmp_path, {"username": "alice", "key": "filekey123"}, mode=0o644)
+    ka.find_credentials(_env(tmp_path))
+    err = capsys.readouterr().err
+    assert f"chmod 600 {path}" in err and "filekey123" not in err
+
+
+@pytest.mark.parametrize(("content", "words"), [(None, "no Kaggle credentials: create an API token"),
+                                                ("{not json", "is not valid JSON"),
+                                                ({"username": "alice"}, "lacks a username or key")])
+def test_missing_or_broken_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content, words) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    if content is not None:
+        _kaggle_json(tmp_path, content)
+    with pytest.raises(ka.NoCredentials, match=words) as e:
+        ka.find_credentials(_env(tmp_path))
+    assert e.value.exit_code == ka.EXIT_NO_CREDENTIALS
+    assert "KAGGLE_USERNAME and KAGGLE_KEY" in str(e.value) and "\n" not in str(e.value)
+
+
+def _response(status: int, headers: dict | None = None) -> requests.Response:
+    r = requests.Response()
+    r.status_code = status
+    r.headers.update(headers or {})
+    return r
+
+
+def test_errors_translate_to_one_line_and_distinct_codes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAGGLE_USERNAME", "alice")
+    monkeypatch.setenv("KAGGLE_KEY", "supersecretkey")
+    kg = ka.Kaggle("titanic")
+    cases = {
+        requests.HTTPError("x", response=_response(401)): (ka.EXIT_UNAUTHORIZED, "HTTP 401"),
+        requests.HTTPError("x", response=_response(403)): (ka.EXIT_FORBIDDEN, "competitions/titanic/rules"),
+        requests.HTTPError("x", response=_response(404)): (ka.EXIT_NOT_FOUND, "'titanic' not found"),
+        requests.HTTPError("x", response=_response(429)): (ka.EXIT_RATE_LIMITED, "rate limiting"),
+        requests.HTTPError("x", response=_response(502)): (ka.EXIT_SERVER_ERROR, "HTTP 502"),
+        requests.HTTPError("daily Submission allowance used supersecretkey", response=_response(400)):
+            (ka.EXIT_LIMIT_REACHED, "limit reached"),
+        requests.ConnectionError("Max retries exceeded (Caused by NameResolutionError(...))"):
+            (ka.EXIT_OFFLINE, "DNS lookup failed"),
+        requests.ConnectionError("[Errno 111] Connection refused"): (ka.EXIT_OFFLINE, "connection refused"),
+        requests.ReadTimeout("read timed out"): (ka.EXIT_OFFLINE, "no answer from Kaggle"),
+        ValueError("odd supersecretkey thing"): (ka.EXIT_KAGGLE_OTHER, "ValueError: odd *** thing"),
+    }
+    codes = set()
+    for exc, (code, words) in cases.items():
+        err = kg.translate(exc, "testing")
+        assert (err.exit_code, words in str(err)) == (code, True), str(err)
+        assert "supersecretkey" not in str(err) and "\n" not in str(err)
+        codes.add(code)
+    assert len(codes) == 8
+
+
+def test_backoff_is_exponential_jittered_bounded_and_honours_retry_after(monkeypatch) -> None:
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "tok-abc")
+    monkeypatch.setenv("KIT_KAGGLE_BACKOFF_S", "1")
+    kg = ka.Kaggle()
+    for attempt in range(8):
+        d = [kg.delay(attempt) for _ in range(50)]
+        cap = min(60.0, 2.0**attempt)
+        assert all(cap * 0.5 <= x <= cap for x in d) and len(set(d)) > 1
+    limited = requests.HTTPError("x", response=_response(429, {"Retry-After": "7"}))
+    assert kg.delay(0, limited) >= 7
+
+
+def test_retries_are_bounded(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "tok-abc")
+    monkeypatch.setenv("KIT_KAGGLE_RETRIES", "3")
+    monkeypatch.setenv("KIT_KAGGLE_BACKOFF_S", "0.001")
+    kg = ka.Kaggle("titanic")
+    tries = []
+
+    def flaky():
+        tries.append(1)
+        raise requests.HTTPError("x", response=_response(503))
+
+    with pytest.raises(ka.ServerError):
+        kg.call("testing", flaky)
+    assert len(tries) == 3
+    tries.clear()
+
+    def forbidden():
+        tries.append(1)
+        raise requests.HTTPError("x", response=_response(403))
+
+    with pytest.raises(ka.Forbidden):
+        kg.call("testing", forbidden)
+    assert len(tries) == 1  # not retried
+
+
+def test_client_is_imported_lazily() -> None:
+    code = ("import sys, kit.kaggle_api, kit.download, kit.submissions, kit.ledger, kit.submit, kit.sandbox; "
+            "sys.exit(int('kaggle' in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=120).returncode == 0
+
+
+def test_ledger_folds_events_and_skips_a_torn_line(tmp_path: Path, capsys) -> None:
+    led = Ledger(tmp_path / "ledger.jsonl")
+    a = led.begin("titanic", "titanic", "aa" * 32, Path("a.csv"), "first")
+    led.submitted(a, 11)
+    led.scored(a, "complete", 0.75, 0.7)
+    b = led.begin("titanic", "titanic", "bb" * 32, Path("b.csv"), "second")
+    led.failed(b, "HTTP 403")
+    c = led.begin("other", "other", "aa" * 32, Path("a.csv"), "")
+    with open(led.path, "a") as f:
+        f.write('{"event": "submitted", "id": "tor')
+    got = {e.id: e for e in led.entries()}
+    assert (got[a.id].state, got[a.id].ref, got[a.id].public_score) == ("submitted", 11, 0.75)
+    assert got[b.id].state == "failed" and got[c.id].state == "pending"
+    assert "line 7 is not JSON" in capsys.readouterr().err
+    assert led.find_sha("titanic", "aa" * 32).ref == 11
+    assert led.find_sha("titanic", "bb" * 32) is None  # a refused file may be submitted again
+    assert led.find_sha("other", "aa" * 32).id == c.id  # pending counts until reconciled
+    assert led.refs("titanic") == {11}

@@ -1,0 +1,302 @@
+"""kit download / train / submit / submissions end to end through the official kaggle client, against the
+local Kaggle sandbox started here on a free loopback port; every error path is produced by the sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+
+from kit import download as kit_download
+from kit import submissions as kit_submissions
+from kit import submit as kit_submit
+from kit.kaggle_api import (
+    EXIT_DUPLICATE,
+    EXIT_FORBIDDEN,
+    EXIT_LIMIT_REACHED,
+    EXIT_NO_CREDENTIALS,
+    EXIT_NOT_FOUND,
+    EXIT_OFFLINE,
+    EXIT_RATE_LIMITED,
+    EXIT_SERVER_ERROR,
+    EXIT_UNAUTHORIZED,
+)
+from kit.ledger import Ledger
+from kit.sandbox import Sandbox, client_env
+from kit.sandbox.data import make_titanic
+
+SECRET = "kitSECRETkey0123456789abcdef"
+REPO = Path(__file__).resolve().parents[1]
+DIRECT = requests.Session()  # test-side control calls: straight to the sandbox, whatever proxies the machine has
+DIRECT.trust_env = False
+
+
+@pytest.fixture(scope="module")
+def sandbox_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sandbox folder with a small generated titanic competition."""
+    root = tmp_path_factory.mktemp("sandbox")
+    make_titanic(root, seed=3, n_train=160, n_test=60)
+    return root
+
+
+@pytest.fixture
+def sandbox(sandbox_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fresh sandbox; the environment points kit at it; cwd is an empty work folder."""
+    sb = Sandbox(sandbox_root, username="tester", key=SECRET, token="tok-" + SECRET, daily_limit=5).start()
+    cfg = tmp_path / "kaggle"
+    sb.write_credentials(cfg)
+    for k in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "VERBOSE"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in {**client_env(sb.url, cfg), "HOME": str(tmp_path / "home"), "KIT_KAGGLE_RETRIES": "3",
+                 "KIT_KAGGLE_BACKOFF_S": "0.01", "KIT_KAGGLE_TIMEOUT_S": "5", "KIT_KAGGLE_POLL_S": "0.05"}.items():
+        monkeypatch.setenv(k, v)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    yield sb
+    sb.stop()
+
+
+def fault(sb: Sandbox, **spec) -> None:
+    """Tell the sandbox to misbehave, over HTTP like any client."""
+    DIRECT.post(f"{sb.url}/_sandbox/faults", json=spec, timeout=5).raise_for_status()
+
+
+def calls(sb: Sandbox, route: str) -> int:
+    return sum(1 for _, r, _ in sb.state()["requests"] if r == route)
+
+
+def cli(module, *argv: str) -> int:
+    return module.main(list(argv))
+
+
+def assert_no_secret(capsys, *paths: Path) -> str:
+    """Captured output so far, after checking it and the given files/folders never hold the key."""
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert SECRET not in text
+    for p in paths:
+        for f in ([p] if p.is_file() else [q for q in p.rglob("*") if q.is_file()]):
+            if f.name != "kaggle.json":
+                assert SECRET.encode() not in f.read_bytes(), f
+    return text
+
+
+def get_data(sb: Sandbox) -> Path:
+    assert cli(kit_download, "--comp", "titanic", "--quiet") == 0
+    return Path("data/titanic")
+
+
+def sample_copy(name: str = "g.csv", flip: int = 0) -> Path:
+    """A valid titanic submission (the sample, optionally with `flip` predictions changed)."""
+    df = pd.read_csv("data/titanic/gender_submission.csv")
+    df.loc[: flip - 1, "Survived"] = 1 - df.loc[: flip - 1, "Survived"]
+    df.to_csv(name, index=False)
+    return Path(name)
+
+
+def test_download_train_submit_wait_list(sandbox: Sandbox, capsys) -> None:
+    from kit import train as kit_train
+
+    data = get_data(sandbox)
+    assert sorted(p.name for p in data.iterdir()) == [".kit-download.json", "gender_submission.csv", "test.csv",
+                                                      "train.csv"]
+    assert not (data / "solution.csv").exists()
+    assert (data / "train.csv").read_bytes() == (sandbox.root / "titanic" / "train.csv").read_bytes()
+    assert cli(kit_download, "--comp", "titanic") == 0  # unchanged: listed, not downloaded again
+    assert calls(sandbox, "download") == 1 and calls(sandbox, "ListDataFiles") == 2
+    assert "up to date" in capsys.readouterr().out
+
+    assert cli(kit_train, "--comp", "titanic", "--data-dir", str(data), "--folds", "2", "--set", "epochs=1",
+               "--quiet") == 0
+    capsys.readouterr()
+    assert cli(kit_submit, "--comp", "titanic", "--wait", "-m", "tiny e2e") == 0
+    out = capsys.readouterr().out
+    sub = sandbox.submissions[0]
+    assert f"public score: {sub.public_score:.5f}" in out
+    assert sub.description == "tiny e2e" and sub.file_name.endswith(".csv")
+
+    assert cli(kit_submissions, "--comp", "titanic") == 0
+    listing = capsys.readouterr().out
+    assert f"{sub.ref}*" in listing and f"{sub.public_score:.5f}" in listing and "complete" in listing
+    (entry,) = Ledger(Path("submissions/ledger.jsonl")).entries("titanic")
+    assert (entry.ref, entry.state, entry.status) == (sub.ref, "submitted", "complete")
+    assert entry.public_score == pytest.approx(sub.public_score, abs=1e-5)
+    assert entry.message == "tiny e2e" and len(entry.sha256) == 64
+
+    # the same file again: refused without --force, nothing sent
+    uploads = calls(sandbox, "upload")
+    assert cli(kit_submit, "--comp", "titanic") == EXIT_DUPLICATE
+    assert "--force" in capsys.readouterr().err and calls(sandbox, "upload") == uploads
+    assert cli(kit_submit, "--comp", "titanic", "--force", "-m", "") == 0  # an empty message is allowed
+    assert len(sandbox.submissions) == 2 and sandbox.submissions[1].description == ""
+    assert_no_secret(capsys, Path("."))
+
+
+def test_bearer_token_from_env(sandbox: Sandbox, capsys, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "tok-" + SECRET)
+    assert cli(kit_submissions, "--comp", "titanic") == 0
+    assert "no submissions" in capsys.readouterr().out
+    assert calls(sandbox, "IntrospectToken") >= 1
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "revoked-token-000")
+    assert cli(kit_submissions, "--comp", "titanic") == EXIT_UNAUTHORIZED
+    err = capsys.readouterr().err
+    assert "rejected the API token" in err and "revoked-token-000" not in err
+    assert_no_secret(capsys, Path("."))
+
+
+def test_invalid_submission_refused_before_sending(sandbox: Sandbox, capsys) -> None:
+    get_data(sandbox)
+    n = len(sandbox.state()["requests"])
+    bad = pd.read_csv("data/titanic/gender_submission.csv").iloc[:-1]
+    bad.to_csv("short.csv", index=False)
+    assert cli(kit_submit, "--comp", "titanic", "--file", "short.csv") == 4
+    err = capsys.readouterr().err
+    assert err.startswith("error: short.csv") and len(err.strip().splitlines()) == 1
+    Path("notcsv.txt").write_text("a,b\n")
+    assert cli(kit_submit, "--comp", "titanic", "--file", "notcsv.txt") == 4
+    assert cli(kit_submit, "--comp", "titanic", "--file", "missing.csv") == 4
+    assert "missing.csv: file not found" in capsys.readouterr().err
+    assert cli(kit_submit, "--comp", "nope", "--file", "short.csv") == 2
+    assert "unknown competition 'nope'" in capsys.readouterr().err
+    assert len(sandbox.state()["requests"]) == n  # nothing sent
+    assert not Path("submissions/ledger.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "code", "words"),
+    [
+        ({"match": "StartSubmissionUpload", "status": 403}, EXIT_FORBIDDEN, "accept the competition's rules"),
+        ({"match": "GetSubmissionLimits", "status": 404}, EXIT_NOT_FOUND, "not found on Kaggle"),
+        ({"match": "GetSubmissionLimits", "status": 429, "times": -1}, EXIT_RATE_LIMITED, "rate limiting"),
+        ({"match": "CreateSubmission", "status": 503, "times": -1}, EXIT_SERVER_ERROR, "HTTP 503"),
+        ({"match": "upload", "status": 500, "times": -1}, EXIT_SERVER_ERROR, "did not take the upload"),
+        ({"match": "StartSubmissionUpload", "drop": True, "times": -1}, EXIT_OFFLINE, "connection dropped"),
+        ({"match": "GetSubmissionLimits", "delay": 1.5, "times": -1}, EXIT_OFFLINE, "no answer from Kaggle"),
+    ],
+    ids=["403", "404", "429", "503", "upload", "drop", "timeout"],
+)
+def test_submit_errors(sandbox: Sandbox, capsys, monkeypatch, spec, code, words) -> None:
+    get_data(sandbox)
+    f = sample_copy()
+    if spec.get("delay"):
+        monkeypatch.setenv("KIT_KAGGLE_TIMEOUT_S", "0.5")
+    fault(sandbox, **spec)
+    assert cli(kit_submit, "--comp", "titanic", "--file", str(f)) == code
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: ") and words in last
+    if spec.get("times") == -1:  # bounded retry: exactly KIT_KAGGLE_RETRIES attempts
+        assert calls(sandbox, spec["match"]) == 3
+        assert err.count("retry ") == 2
+    assert sandbox.submissions == []
+    DIRECT.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
+    # the ledger never blocks a file Kaggle did not get: the next submit reconciles and goes through
+    assert cli(kit_submit, "--comp", "titanic", "--file", str(f)) == 0
+    states = sorted(e.state for e in Ledger(Path("submissions/ledger.jsonl")).entries("titanic"))
+    assert states.count("submitted") == 1 and len(sandbox.submissions) == 1
+    assert set(states) <= {"submitted", "failed", "abandoned"}
+    assert_no_secret(capsys, Path("."))
+
+
+def test_retry_after_server_error_does_not_submit_twice(sandbox: Sandbox, capsys) -> None:
+    get_data(sandbox)
+    f = sample_copy()
+    fault(sandbox, match="CreateSubmission", status=500, after=True)  # Kaggle made it, then answered 500
+    assert cli(kit_submit, "--comp", "titanic", "--file", str(f), "--wait") == 0
+    assert len(sandbox.submissions) == 1
+    (entry,) = Ledger(Path("submissions/ledger.jsonl")).entries("titanic")
+    assert entry.ref == sandbox.submissions[0].ref and entry.status == "complete"
+
+
+def test_transient_429_is_retried(sandbox: Sandbox, capsys) -> None:
+    get_data(sandbox)
+    fault(sandbox, match="ListSubmissions", status=429, retry_after=0)
+    assert cli(kit_submissions, "--comp", "titanic") == 0
+    assert calls(sandbox, "ListSubmissions") == 2
+
+
+def test_unauthorized_and_no_credentials(sandbox: Sandbox, capsys, monkeypatch, tmp_path) -> None:
+    cfg = tmp_path / "bad"
+    cfg.mkdir()
+    (cfg / "kaggle.json").write_text(json.dumps({"username": "tester", "key": "stale-key-000"}))
+    (cfg / "kaggle.json").chmod(0o600)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(cfg))
+    assert cli(kit_download, "--comp", "titanic") == EXIT_UNAUTHORIZED
+    err = capsys.readouterr().err
+    assert "HTTP 401" in err and "stale-key-000" not in err
+    assert not Path("data").exists() or not any(Path("data").rglob("*"))
+
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "none"))
+    n = len(sandbox.state()["requests"])
+    assert cli(kit_submissions, "--comp", "titanic") == EXIT_NO_CREDENTIALS
+    err = capsys.readouterr().err
+    assert "no Kaggle credentials" in err and "KAGGLE_USERNAME" in err and "kaggle.json" in err
+    assert len(sandbox.state()["requests"]) == n
+
+
+def test_offline_download_leaves_no_partial_files(sandbox: Sandbox, capsys, monkeypatch) -> None:
+    get_data(sandbox)
+    before = {p: p.read_bytes() for p in Path("data").rglob("*") if p.is_file()}
+    fault(sandbox, match="download", status=500, times=-1)  # the zip itself fails
+    assert cli(kit_download, "--comp", "titanic", "--force", "--quiet") == EXIT_SERVER_ERROR
+    assert {p: p.read_bytes() for p in Path("data").rglob("*") if p.is_file()} == before  # no staging left
+    DIRECT.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
+    stale = Path("data/.titanic.download-killed/zip/titanic.zip")  # what a killed download leaves
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"PK partial")
+    os.utime(stale, (0, 0))
+    assert cli(kit_download, "--comp", "titanic", "--force", "--quiet") == 0
+    assert sorted(p.name for p in Path("data").iterdir()) == ["titanic"]
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    assert cli(kit_download, "--comp", "titanic", "--force") == EXIT_OFFLINE
+    assert "connection refused" in capsys.readouterr().err
+
+
+def test_daily_limit_checked_before_upload(sandbox: Sandbox, capsys) -> None:
+    sandbox.daily_limit = 1
+    get_data(sandbox)
+    assert cli(kit_submit, "--comp", "titanic", "--file", str(sample_copy("a.csv"))) == 0
+    assert "0 submission(s) left today" in capsys.readouterr().out
+    uploads = calls(sandbox, "StartSubmissionUpload")
+    assert cli(kit_submit, "--comp", "titanic", "--file", str(sample_copy("b.csv", flip=3))) == EXIT_LIMIT_REACHED
+    assert "limit reached" in capsys.readouterr().err
+    assert calls(sandbox, "StartSubmissionUpload") == uploads
+    assert [e.state for e in Ledger(Path("submissions/ledger.jsonl")).entries("titanic")] == ["submitted"]
+
+
+def test_killed_submit_is_reconciled(sandbox: Sandbox, capsys) -> None:
+    get_data(sandbox)
+    f = sample_copy("k.csv")
+    # Kaggle creates the submission, then the answer is held back while the submit process is killed
+    fault(sandbox, match="CreateSubmission", after=True, delay=60)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "kit.submit", "--comp", "titanic", "--file", str(f),
+                             "-m", "killed"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not sandbox.submissions and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert len(sandbox.submissions) == 1
+    ledger = Ledger(Path("submissions/ledger.jsonl"))
+    assert [e.state for e in ledger.entries()] == ["pending"]
+    DIRECT.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
+    assert cli(kit_submissions, "--comp", "titanic") == 0
+    (entry,) = ledger.entries()
+    assert (entry.state, entry.ref, entry.reconciled) == ("submitted", sandbox.submissions[0].ref, True)
+    assert entry.status == "complete"
+    assert cli(kit_submit, "--comp", "titanic", "--file", str(f), "-m", "killed") == EXIT_DUPLICATE
+    assert len(sandbox.submissions) == 1
