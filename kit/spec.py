@@ -59,6 +59,9 @@ class Competition:
     n_folds: ClassVar[int] = 5
     group_col: ClassVar[str | None] = None
     default_params: ClassVar[dict[str, Any]] = {}
+    # torch CPU threads when the user sets none: tiny tabular models run fastest on 1 (threads only add
+    # synchronisation, and spin badly when other processes share the cores); None keeps torch's default
+    threads: ClassVar[int | None] = None
 
     # ---- declarations with sensible defaults -------------------------------------------------
     def search_space(self, trial) -> dict[str, Any]:

@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", type=Path, default=None, help="JSON file of hyper-parameters (e.g. a tune result)")
     p.add_argument("--out", type=Path, default=Path("submissions"), help="where submissions are written")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="where folds, OOF predictions and plots go")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: the competition's choice, else torch's own)")
     p.add_argument("--quiet", action="store_true", help="no progress bars (default when stdout is not a terminal)")
     p.add_argument("--skip-bad-images", action="store_true",
                    help="image competitions: drop unreadable training images, fill unreadable test rows from the "
@@ -180,6 +182,11 @@ def _main(argv: Sequence[str] | None) -> int:
 
     setup_logging()
     comp = registry.get(args.comp)
+    threads = args.threads if args.threads is not None else comp.threads
+    if threads is not None:
+        if threads < 1:
+            raise KitError(f"--threads must be at least 1 (got {threads})")
+        torch.set_num_threads(threads)
     overrides: dict[str, Any] = {}
     if args.params is not None:
         try:

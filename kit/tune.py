@@ -1,0 +1,180 @@
+"""`kit tune --comp NAME` (≡ `python -m kit.tune`): Optuna search over a competition's declared search space.
+
+Resumable (trials live in a storage: SQLite by default, PostgreSQL for many machines, a journal file for
+many processes on one machine), prunable (per epoch and per fold), distributable (workers sharing a study
+name share the study). After the search the best parameters are refitted, decision thresholds chosen on
+their out-of-fold predictions, and a validated submission written whose sidecar names the study and trial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from kit.errors import KitError
+from kit.tune_storage import default_url, masked
+from kit.tune_study import PRUNERS, SAMPLERS, TuneConfig, load_study, run_workers
+
+log = logging.getLogger(__name__)
+
+
+def probe_search_space(comp, fixed: dict[str, Any]) -> None:
+    """Sample the search space in memory and check its bounds with the competition, before touching the study."""
+    from kit.tune_objective import FixedParams
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    params = {**comp.search_space(FixedParams(trial, fixed)), **fixed}
+    comp.params(params)
+    for name, dist in trial.distributions.items():
+        if name not in params:
+            continue
+        categorical = isinstance(dist, optuna.distributions.CategoricalDistribution)
+        values = dist.choices if categorical else (dist.low, dist.high)
+        for v in values:
+            try:
+                comp.params({**params, name: v})
+            except KitError as e:
+                raise KitError(f"search space of {comp.name} offers {name}={v!r}, which it rejects: {e}") from None
+
+def build_parser() -> argparse.ArgumentParser:
+    """Arguments of `kit tune`."""
+    p = argparse.ArgumentParser(prog="kit tune", description=__doc__.splitlines()[0])
+    p.add_argument("--comp", required=True, help="competition name (a folder under competitions/)")
+    p.add_argument("--data-dir", type=Path, default=None, help="folder with the competition files (data/<comp>)")
+    p.add_argument("--n-trials", type=int, default=20, help="trials to add in this run (split among --n-jobs)")
+    p.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
+    p.add_argument("--n-jobs", type=int, default=1, help="worker processes on this machine")
+    p.add_argument("--sampler", default="tpe", help=f"one of {', '.join(SAMPLERS)}")
+    p.add_argument("--pruner", default="median", help=f"one of {', '.join(PRUNERS)}")
+    p.add_argument("--seed", type=int, default=42, help="seed of the folds, the models and the sampler")
+    p.add_argument("--folds", type=int, default=None, help="number of CV folds (competition default)")
+    p.add_argument("--storage", default=None,
+                   help="Optuna storage URL (default sqlite:///runs/<comp>/optuna.db; postgresql://...; journal:PATH)")
+    p.add_argument("--study", default=None, help="study name (default: the competition's name)")
+    p.add_argument("--heartbeat", type=int, default=60,
+                   help="seconds between worker heartbeats; a trial silent for twice this is failed and retried")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="fix a hyper-parameter instead of searching it (repeatable), e.g. --set epochs=3")
+    p.add_argument("--worker", type=int, default=0,
+                   help="this machine's index when several machines share a study (0, 1, ...): the sampler is "
+                   "seeded with --seed + index so machines propose different trials")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per worker (default: torch's own for one worker, cores / n-jobs for several); "
+                   "1 is fastest for small tabular models on busy machines")
+    p.add_argument("--no-refit", action="store_true", help="search only: no refit, thresholds or submission")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="where studies and run folders go")
+    p.add_argument("--out", type=Path, default=Path("submissions"), help="where submissions are written")
+    return p
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """One-line errors for option values argparse cannot check."""
+    if args.sampler not in SAMPLERS:
+        raise KitError(f"unknown sampler {args.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    if args.pruner not in PRUNERS:
+        raise KitError(f"unknown pruner {args.pruner!r}; choose one of {', '.join(PRUNERS)}")
+    if args.n_trials < 1:
+        raise KitError(f"--n-trials must be at least 1 (got {args.n_trials})")
+    if args.n_jobs < 1:
+        raise KitError(f"--n-jobs must be at least 1 (got {args.n_jobs})")
+    if args.timeout is not None and args.timeout <= 0:
+        raise KitError(f"--timeout must be positive (got {args.timeout})")
+    if args.worker < 0:
+        raise KitError(f"--worker must be >= 0 (got {args.worker})")
+    if args.threads is not None and args.threads < 1:
+        raise KitError(f"--threads must be at least 1 (got {args.threads})")
+    if args.heartbeat < 1:
+        raise KitError(f"--heartbeat must be at least 1 second (got {args.heartbeat})")
+
+
+def refit_and_report(cfg: TuneConfig, comp, study: optuna.Study, args: argparse.Namespace, data) -> dict[str, Any]:
+    """Best params -> outputs under runs/<comp>/<study>/; unless --no-refit: refit, thresholds, submission."""
+    from kit import tune_outputs
+    from kit.io import atomic_write_json
+    from kit.tune_objective import jsonable, trial_params
+
+    out_dir = Path(args.runs) / comp.name / cfg.study
+    counts = tune_outputs.state_counts(study)
+    tune_outputs.write_trials(study, out_dir)
+    if not counts.get("COMPLETE"):
+        raise KitError(f"study {cfg.study!r} has no completed trial yet ({counts}); run more trials")
+    best = study.best_trial
+    params = jsonable(trial_params(comp, optuna.trial.FixedTrial(best.params), cfg.fixed))
+    tune = {"study": cfg.study, "storage": masked(cfg.storage), "best_trial": best.number,
+            "best_value": best.value, "trials": counts, "sampler": cfg.sampler, "pruner": cfg.pruner,
+            "fixed": cfg.fixed}
+    tune_outputs.write_best(study, params, out_dir, {"storage": tune["storage"], "seed": cfg.seed})
+    tune_outputs.write_study_plots(study, out_dir)
+    print(f"study {cfg.study}: {counts}; best trial {best.number}: {comp.metric} {best.value:.4f}")
+    print(f"best params: {params}")
+    result: dict[str, Any] = {"tune": tune, "params": params, "study_dir": str(out_dir)}
+    if not args.no_refit:
+        from kit.run import train_and_submit
+
+        run = train_and_submit(comp, cfg.data_dir, params, seed=cfg.seed, n_folds=cfg.n_folds, out=args.out,
+                               runs=args.runs, record_extra={"tune": tune}, progress=False, data=data)
+        tune_outputs.write_thresholds(run.decoding, comp.metric, out_dir)
+        for line in tune_outputs.threshold_report(run.decoding, comp.metric):
+            print(line)
+        print(f"refit CV {run.cv.summary()}")
+        print(f"submission: {run.submission}")
+        result.update(refit_cv=run.cv.as_record(), oof_score=run.oof_score, submission=str(run.submission),
+                      run_dir=str(run.run_dir))
+    atomic_write_json(out_dir / "tune_result.json", result)
+    print(f"study folder: {out_dir}")
+    return result
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from kit import registry
+    from kit.cli import setup_logging
+    from kit.cv import make_folds
+    from kit.train import parse_overrides
+
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    check_args(args)
+    comp = registry.get(args.comp)
+    if args.threads is None and args.n_jobs == 1:
+        args.threads = comp.threads
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    data_dir = args.data_dir or Path("data") / comp.name
+    # everything that can be wrong is checked before the storage is opened, so bad input leaves the study untouched
+    data = comp.load(data_dir)
+    make_folds(comp.task, data.y, args.folds or comp.n_folds, args.seed, data.groups)
+    fixed = parse_overrides(args.overrides, comp.default_params)
+    probe_search_space(comp, fixed)
+    cfg = TuneConfig(comp=comp.name, data_dir=data_dir, storage=args.storage or default_url(args.runs, comp.name),
+                     study=args.study or comp.name, n_trials=args.n_trials, timeout=args.timeout,
+                     sampler=args.sampler, pruner=args.pruner, seed=args.seed, n_folds=args.folds,
+                     heartbeat=args.heartbeat, fixed=fixed, threads=args.threads)
+    study = load_study(cfg, comp, create=True)
+    log.info("study %s in %s: %d trial(s) so far", cfg.study, masked(cfg.storage), len(study.trials))
+    run_workers(cfg, args.n_jobs, args.worker, data)
+    refit_and_report(cfg, comp, study, args, data)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `kit tune` / `python -m kit.tune`."""
+    from kit.cli import run
+
+    return run(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

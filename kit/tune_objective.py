@@ -1,0 +1,139 @@
+"""The Optuna objective: a competition's cross-validated metric, reported per epoch and per fold for pruning."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+from fastai.callback.core import Callback, CancelFitException
+
+from kit.cv import cross_validate
+from kit.losses import activation_for
+from kit.spec import Competition, Data
+
+# Intermediate values of fold k use steps k*EPOCH_STEPS + epoch, and (k+1)*EPOCH_STEPS - 1 for the fold's end,
+# so a given step means the same point (fold, epoch) in every trial whatever its number of epochs.
+EPOCH_STEPS = 1000
+
+
+def fold_end_step(fold: int) -> int:
+    """The step at which the running CV mean is reported after fold `fold`."""
+    return (fold + 1) * EPOCH_STEPS - 1
+
+
+class EpochPruningCallback(Callback):
+    """Reports the competition metric on the validation fold after every epoch; cancels the fit when pruned.
+
+    Written instead of optuna-integration's FastAIV2PruningCallback, which runs fine with fastai 2.8 but
+    (1) reports `step=self.epoch`, which restarts at 0 in every CV fold, so Optuna drops the later folds'
+    values as repeated steps, and (2) can only monitor what the Learner's Recorder records: kit's learners
+    record losses, which fall while the competition metric (the study's maximised objective) rises, and
+    Optuna's pruners compare intermediate values in the study's direction.
+    """
+
+    order = 60  # after Recorder, like fastai's TrackerCallback
+    remove_on_fetch = True
+    _only_train_loop = True
+
+    def __init__(self, trial: optuna.Trial, comp: Competition, fold: int) -> None:
+        self.trial, self.comp, self.fold = trial, comp, fold
+        self.pruned_epoch: int | None = None
+        self.epochs_seen = 0  # counts across fits: fine_tune runs a frozen fit, then an unfrozen one
+        self._preds: list[torch.Tensor] = []
+        self._targs: list[torch.Tensor] = []
+
+    def before_validate(self) -> None:
+        self._preds, self._targs = [], []
+
+    def after_batch(self) -> None:
+        if not self.training:
+            self._preds.append(self.pred.detach().float().cpu())
+            self._targs.append(self.yb[0].detach().cpu())
+
+    def after_epoch(self) -> None:
+        if not self._preds:
+            return
+        probs = activation_for(self.comp.task, torch.cat(self._preds)).numpy()
+        y = torch.cat(self._targs).numpy()
+        if self.comp.task in ("binary", "multiclass", "multilabel"):
+            y = y.astype(np.int64)
+        value = self.comp.score(y, probs)
+        epoch, self.epochs_seen = self.epochs_seen, self.epochs_seen + 1
+        self.trial.report(value, step=self.fold * EPOCH_STEPS + min(epoch, EPOCH_STEPS - 2))
+        if self.trial.should_prune():
+            self.pruned_epoch = epoch
+            raise CancelFitException()
+
+    def after_fit(self) -> None:
+        if self.pruned_epoch is not None:
+            raise optuna.TrialPruned(f"pruned at fold {self.fold + 1}, epoch {self.pruned_epoch + 1}")
+
+
+class FixedParams:
+    """A trial whose `suggest_*` returns the `--set` value for fixed names without recording them as searched.
+
+    (Optuna's PartialFixedSampler records them as trial parameters, which breaks retrying a trial whose
+    fixed value lies outside the declared range, e.g. epochs=2 for a smoke test.)
+    """
+
+    def __init__(self, trial: optuna.Trial | optuna.trial.FixedTrial, fixed: dict[str, Any]) -> None:
+        self._trial, self._fixed = trial, fixed
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._trial, name)
+        if not name.startswith("suggest_"):
+            return attr
+
+        def suggest(param: str, *args: Any, **kwargs: Any) -> Any:
+            return self._fixed[param] if param in self._fixed else attr(param, *args, **kwargs)
+
+        return suggest
+
+
+def trial_params(comp: Competition, trial: Any, fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The competition's full, checked parameters for `trial` (a live Trial or a FixedTrial of stored params)."""
+    fixed = fixed or {}
+    return comp.params({**comp.search_space(FixedParams(trial, fixed)), **fixed})
+
+
+def jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` with values JSON can store (numpy scalars to Python, anything else to str)."""
+    return json.loads(json.dumps(params, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+def objective(
+    trial: optuna.Trial,
+    comp: Competition,
+    data: Data,
+    seed: int,
+    folds: np.ndarray,
+    fixed: dict[str, Any] | None = None,
+) -> float:
+    """Mean CV metric of the trial's parameters (`fixed` ones override the search); prunable per epoch and fold."""
+    params = trial_params(comp, trial, fixed)
+    trial.set_user_attr("params", jsonable(params))
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    scores: list[float] = []
+
+    def on_fold(k: int, score: float) -> None:
+        scores.append(score)
+        trial.report(float(np.mean(scores)), step=fold_end_step(k))
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after fold {k + 1} (CV so far {np.mean(scores):.4f})")
+
+    try:
+        cv = cross_validate(
+            comp, data, params, seed, folds=folds, progress=False,
+            callbacks=lambda k: [EpochPruningCallback(trial, comp, k)], on_fold=on_fold,
+        )
+    except optuna.TrialPruned as e:
+        # fastai prefixes exceptions raised in callbacks with a line naming the event; keep Optuna's log one line
+        raise optuna.TrialPruned(str(e).strip().splitlines()[-1].strip()) from None
+    trial.set_user_attr("fold_scores", [round(s, 6) for s in cv.fold_scores])
+    trial.set_user_attr("cv_std", round(cv.std, 6))
+    return cv.mean

@@ -1,0 +1,155 @@
+"""Studies and their workers for `kit tune`: samplers, pruners, opening a shared study, worker processes."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from kit.errors import KitError
+from kit.tune_storage import fail_stale_trials, masked, open_storage
+
+log = logging.getLogger(__name__)
+
+SAMPLERS = ("tpe", "random", "cmaes")
+PRUNERS = ("median", "hyperband", "none")
+
+
+@dataclass
+class TuneConfig:
+    """Everything a worker needs (picklable, so worker processes can be spawned with it)."""
+
+    comp: str
+    data_dir: Path
+    storage: str
+    study: str
+    n_trials: int
+    timeout: float | None
+    sampler: str
+    pruner: str
+    seed: int
+    n_folds: int | None
+    heartbeat: int
+    fixed: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """tpe | random | cmaes, seeded."""
+    if name == "tpe":
+        # constant_liar keeps parallel workers from all sampling next to the same running trial
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        # categorical parameters (CMA-ES cannot) are sampled independently
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    raise KitError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+
+
+def make_pruner(name: str, n_folds: int) -> optuna.pruners.BasePruner:
+    """median | hyperband | none; steps are fold * EPOCH_STEPS + epoch (see kit.tune_objective)."""
+    from kit.tune_objective import EPOCH_STEPS
+
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=n_folds * EPOCH_STEPS, reduction_factor=3)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise KitError(f"unknown pruner {name!r}; choose one of {', '.join(PRUNERS)}")
+
+def load_study(cfg: TuneConfig, comp, worker: int = 0, create: bool = False) -> optuna.Study:
+    """Open (or create) the study in the configured storage, with this worker's sampler and pruner."""
+    storage = open_storage(cfg.storage, cfg.heartbeat)
+    direction = "maximize" if comp.greater_is_better else "minimize"
+    sampler = make_sampler(cfg.sampler, cfg.seed + worker)
+    pruner = make_pruner(cfg.pruner, cfg.n_folds or comp.n_folds)
+    try:
+        if create:
+            study = optuna.create_study(storage=storage, study_name=cfg.study, direction=direction,
+                                        sampler=sampler, pruner=pruner, load_if_exists=True)
+        else:
+            study = optuna.load_study(study_name=cfg.study, storage=storage, sampler=sampler, pruner=pruner)
+    except KitError:
+        raise
+    except Exception as e:
+        raise KitError(f"storage {masked(cfg.storage)}: cannot open study {cfg.study!r}: "
+                       f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    owner = study.user_attrs.get("competition")
+    if owner is not None and owner != comp.name:
+        raise KitError(f"study {cfg.study!r} in {masked(cfg.storage)} belongs to competition {owner!r}, "
+                       f"not {comp.name!r}; choose another --study")
+    if study.direction.name.lower() != direction:
+        raise KitError(f"study {cfg.study!r} is set to {study.direction.name.lower()}, but {comp.metric} needs "
+                       f"{direction}; choose another --study")
+    if owner is None and create:
+        study.set_user_attr("competition", comp.name)
+        study.set_user_attr("metric", comp.metric)
+    return study
+
+
+def run_worker(cfg: TuneConfig, worker: int = 0, data=None) -> None:
+    """Run `cfg.n_trials` trials (or until the timeout) of the shared study; `worker` offsets the sampler seed."""
+    from kit import registry
+    from kit.cv import make_folds
+    from kit.tune_objective import objective
+
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    logging.getLogger("kit.cv").setLevel(logging.WARNING)  # Optuna's per-trial line is the progress
+    comp = registry.get(cfg.comp)
+    data = data if data is not None else comp.load(cfg.data_dir)
+    folds = make_folds(comp.task, data.y, cfg.n_folds or comp.n_folds, cfg.seed, data.groups)
+    study = load_study(cfg, comp, worker)
+    fail_stale_trials(study)
+    study.optimize(lambda t: objective(t, comp, data, cfg.seed, folds, cfg.fixed),
+                   n_trials=cfg.n_trials, timeout=cfg.timeout, catch=())
+
+
+def _spawned_worker(cfg: TuneConfig, worker: int) -> None:
+    from kit.cli import run, setup_logging
+
+    setup_logging()
+
+    def go(_argv: Sequence[str] | None) -> int:
+        run_worker(cfg, worker)
+        return 0
+
+    sys.exit(run(go, None))
+
+
+def run_workers(cfg: TuneConfig, n_jobs: int, first_worker: int = 0, data=None) -> None:
+    """`n_jobs` worker processes on the study, sharing the trials exactly (n_trials split between them)."""
+    if n_jobs == 1:
+        run_worker(cfg, first_worker, data)
+        return
+    if cfg.storage.startswith("sqlite"):
+        log.warning("SQLite locks under concurrent writers; prefer --storage journal:PATH for --n-jobs > 1")
+    ctx = multiprocessing.get_context("spawn")  # fork after torch/fastai initialised is unsafe
+    shares = [cfg.n_trials // n_jobs + (i < cfg.n_trials % n_jobs) for i in range(n_jobs)]
+    threads = cfg.threads or max(1, (os.cpu_count() or 1) // n_jobs)
+    procs = []
+    for i, share in enumerate(shares):
+        if share == 0:
+            continue
+        wcfg = TuneConfig(**{**cfg.__dict__, "n_trials": share, "threads": threads})
+        p = ctx.Process(target=_spawned_worker, args=(wcfg, first_worker * n_jobs + i), name=f"tune-worker-{i}")
+        p.start()
+        procs.append(p)
+    bad = []
+    for p in procs:
+        p.join()
+        if p.exitcode != 0:
+            bad.append(f"{p.name} exit {p.exitcode}")
+    if bad:
+        raise KitError(f"tuning workers failed: {', '.join(bad)}")
