@@ -137,9 +137,9 @@ class TabularCompetition(Competition):
             learn = train.make_learner(dls, model, self.task, params)
             # pruning callbacks watch the first model only: later ones would report the same epochs again
             train.fit(learn, params, cbs=callbacks if m == 0 else None, progress=progress)
+            hist = hist or train.history(learn)  # before predicting: get_preds resets the Recorder
             valid.append(train.predict(learn, dls.valid, self.task))
             test.append(train.predict(learn, test_dl, self.task))
-            hist = hist or train.history(learn)
         return FoldOutput(valid=np.mean(valid, axis=0), test=np.mean(test, axis=0), history=hist)
 
     def submission(self, data: Data, test_pred: np.ndarray) -> pd.DataFrame:

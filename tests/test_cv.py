@@ -65,6 +65,9 @@ def test_cross_validate_oof_for_every_row_and_test_is_fold_mean(titanic_dir):
     assert res.test.shape == (len(data.test),)
     assert [k for k, _ in seen] == [0, 1, 2] and len(res.fold_scores) == 3
     assert res.fold_scores == [s for _, s in seen]
+    # per-epoch losses recorded for every fold (learning_curves.png is drawn from these)
+    assert all(len(h) == 2 and all(e["train_loss"] is not None and e["valid_loss"] is not None for e in h)
+               for h in res.histories)
     # the test prediction is the mean of the fold models: refit fold 0 alone and compare the pieces
     tr, va = np.flatnonzero(res.folds != 0), np.flatnonzero(res.folds == 0)
     out0 = comp.fit_fold(data, tr, va, params, seed=0, progress=False)
