@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from competitions.planet import COMPETITION as PLANET  # noqa: E402
-from competitions.planet.decoding import apply_rules, f2_tag_strings, tag_matrix  # noqa: E402
+from competitions.planet.decoding import apply_rules, f2_tag_strings  # noqa: E402
 from competitions.planet.synthetic import generate  # noqa: E402
 from kit import metrics, vision  # noqa: E402
 from kit.cv import cross_validate  # noqa: E402
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     dec_s = time.perf_counter() - t
 
     truth = pd.read_csv(solution, keep_default_na=False).set_index("image_name").loc[data.test["image_name"], "tags"]
-    y_test = tag_matrix(truth.tolist(), data.classes)
+    y_test = metrics.label_matrix(truth.tolist(), data.classes)
     extra_true = sum(len(set(s.split()) - set(data.classes)) for s in truth)  # tags the model cannot output
     thr = np.asarray(dec["thresholds"])
     w = dec["weather"]
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         combos[name] = both(lambda pr, am=am, ca=ca: apply_rules(pr, pr >= thr, w["weather_columns"],
                                                                  w["cloudy_column"], am, ca))
     baseline = f2_tag_strings(truth.tolist(), ["clear primary"] * len(truth))
-    baseline_oof = metrics.f2_samples(data.y, tag_matrix(["clear primary"] * len(data.y), data.classes))
+    baseline_oof = metrics.f2_samples(data.y, metrics.label_matrix(["clear primary"] * len(data.y), data.classes))
 
     train_s = sum(s for tm in timers for s, _ in tm.train)
     train_n = sum(n for tm in timers for _, n in tm.train)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -42,6 +42,17 @@ def fbeta_samples(y_true: np.ndarray, y_pred: np.ndarray, beta: float = 2.0) -> 
 def f2_samples(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Mean per-sample F2 (Planet: Understanding the Amazon from Space)."""
     return fbeta_samples(y_true, y_pred, beta=2.0)
+
+
+def label_matrix(label_strings: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+    """Space-separated label strings ('clear primary') -> 0/1 matrix over `classes` (others ignored)."""
+    col = {c: j for j, c in enumerate(classes)}
+    out = np.zeros((len(label_strings), len(classes)), dtype=np.int64)
+    for i, s in enumerate(label_strings):
+        for t in str(s).split():
+            if t in col:
+                out[i, col[t]] = 1
+    return out
 
 
 def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -39,3 +39,12 @@ def test_fbeta_samples_matches_sklearn(rng, beta):
 def test_rmse_matches_sklearn(rng):
     y, p = rng.normal(size=100), rng.normal(size=100)
     assert metrics.rmse(y, p) == pytest.approx(np.sqrt(mean_squared_error(y, p)))
+
+
+def test_label_matrix_and_f2_on_tag_strings():
+    classes = ["clear", "primary", "road"]
+    m = metrics.label_matrix(["clear primary", "", "road unknown_tag", "primary  primary"], classes)
+    assert m.tolist() == [[1, 1, 0], [0, 0, 0], [0, 0, 1], [0, 1, 0]]
+    pred = metrics.label_matrix(["clear", "road", "road", "primary"], classes)
+    ref = fbeta_score(m, pred, beta=2, average="samples", zero_division=0)
+    assert metrics.f2_samples(m, pred) == pytest.approx(ref)

@@ -86,18 +86,7 @@ def choose_rules(
     }
 
 
-def tag_matrix(tag_strings: Sequence[str], classes: Sequence[str]) -> np.ndarray:
-    """Space-separated tag strings -> 0/1 matrix over `classes` (tags outside `classes` are ignored)."""
-    col = {c: j for j, c in enumerate(classes)}
-    out = np.zeros((len(tag_strings), len(classes)), dtype=np.int64)
-    for i, s in enumerate(tag_strings):
-        for t in str(s).split():
-            if t in col:
-                out[i, col[t]] = 1
-    return out
-
-
 def f2_tag_strings(true_tags: Sequence[str], pred_tags: Sequence[str]) -> float:
     """Mean per-image F2 of predicted vs true tag strings (Kaggle's Planet score)."""
     classes = sorted(set().union(*(str(s).split() for s in [*true_tags, *pred_tags])))
-    return metrics.f2_samples(tag_matrix(true_tags, classes), tag_matrix(pred_tags, classes))
+    return metrics.f2_samples(metrics.label_matrix(true_tags, classes), metrics.label_matrix(pred_tags, classes))

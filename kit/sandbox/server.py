@@ -177,23 +177,13 @@ def _norm_label(v: str) -> str:
     return str(int(f)) if f.is_integer() else repr(f)
 
 
-def _tag_matrix(rows: Sequence[str], classes: list[str]) -> np.ndarray:
-    index = {c: i for i, c in enumerate(classes)}
-    out = np.zeros((len(rows), len(classes)), dtype=np.int64)
-    for r, tags in enumerate(rows):
-        for t in str(tags).split():
-            if t in index:
-                out[r, index[t]] = 1
-    return out
-
-
 def metric_value(metric: str, truth: Sequence[str], pred: Sequence[str]) -> float:
     """The competition metric on string columns: exact-match accuracy, or mean F2 of space-separated tags."""
     if metric == "accuracy":
         return metrics.accuracy(np.array([_norm_label(v) for v in truth]), np.array([_norm_label(v) for v in pred]))
     if metric == "f2_samples":
         classes = sorted({t for rows in (truth, pred) for tags in rows for t in str(tags).split()})
-        return metrics.f2_samples(_tag_matrix(truth, classes), _tag_matrix(pred, classes))
+        return metrics.f2_samples(metrics.label_matrix(truth, classes), metrics.label_matrix(pred, classes))
     raise KitError(f"sandbox: unsupported metric {metric!r}")
 
 
