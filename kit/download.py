@@ -1,26 +1,32 @@
 """`kit download --comp NAME`: competition files from Kaggle, unzipped into data/<name>/ (≡ python -m kit.download).
 
-Nothing is downloaded when Kaggle's file list matches the last download and the files are still there
-(`data/<name>/.kit-download.json`). The zip goes to a staging folder beside the data folder, is checked
-and unpacked there, and only complete files are moved in (one atomic rename each), so an interrupted or
-failed download never leaves half-written files in data/<name>/.
+Nothing is downloaded when Kaggle's file list matches the last download and the unpacked files are still
+there (`data/<name>/.kit-download.json` lists them with their sizes). The zip goes to a staging folder beside
+the data folder and is unpacked there, then every archive inside it (zip, tar, tar.gz, 7z with py7zr; a
+`.tar.7z` is piped from py7zr into tar extraction without writing the .tar), each archive deleted once
+unpacked (CRCs checked while unpacking) to limit the disk used. Only complete files are moved in (one atomic
+rename each), so an interrupted or failed download never leaves half-written files in data/<name>/.
 """
 
 from __future__ import annotations
 
 import argparse
+import lzma
 import os
 import shutil
+import struct
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import zipfile
+import zlib
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from kit.errors import DataError
+from kit.errors import DataError, KitError
 from kit.io import atomic_write_json
 from kit.ledger import now_iso
 
@@ -45,39 +51,190 @@ def up_to_date(data_dir: Path, slug: str, remote: list[dict[str, Any]]) -> bool:
                for rel, size in man["files"].items())
 
 
-def _safe_members(names: Sequence[str], archive: Path) -> None:
-    for n in names:
-        p = PurePosixPath(n)
-        if p.is_absolute() or ".." in p.parts:
-            raise DataError(f"{archive}: unsafe path {n!r} in the archive; refusing to unpack it")
+def _why(e: BaseException) -> str:
+    text = " ".join(str(e).split())[:200]
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
-def unpack(archive: Path, out: Path) -> None:
-    """Unpack a zip (checked first) into `out`, then any zip/tar inside it (Kaggle nests some, e.g. Planet's)."""
+def _check_member(name: str, label: str) -> None:
+    p = PurePosixPath(name.replace("\\", "/"))
+    if p.is_absolute() or ".." in p.parts or PureWindowsPath(name).drive:
+        raise DataError(f"{label}: unsafe path {name!r} in the archive; refusing to unpack it")
+
+
+def _unpack_zip(archive: Path, dest: Path, label: str) -> None:
+    """Unpack a zip; zipfile checks each member's CRC while writing it, so a corrupt zip fails here."""
     try:
         with zipfile.ZipFile(archive) as zf:
-            bad = zf.testzip()
-            if bad is not None:
-                raise DataError(f"{archive}: corrupt member {bad}; download again")
-            _safe_members(zf.namelist(), archive)
-            zf.extractall(out)
-    except zipfile.BadZipFile:
-        raise DataError(f"{archive}: not a valid zip file; download again") from None
-    for inner in sorted(out.rglob("*")):
-        if not inner.is_file():
-            continue
-        name = inner.name.lower()
-        if name.endswith(".zip"):
-            with zipfile.ZipFile(inner) as zf:
-                _safe_members(zf.namelist(), inner)
-                zf.extractall(inner.parent)
-            inner.unlink()
-        elif name.endswith((".tar", ".tar.gz", ".tgz")):
-            with tarfile.open(inner) as tf:
-                tf.extractall(inner.parent, filter="data")
-            inner.unlink()
-        elif name.endswith(".7z"):
-            print(f"note: {inner.name} is a 7-Zip archive; unpack it with `7z x {inner.name}`", file=sys.stderr)
+            for n in zf.namelist():
+                _check_member(n, label)
+            zf.extractall(dest)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        raise DataError(f"{label}: not a valid zip file or corrupt ({_why(e)}); download again") from None
+
+
+def _extract_tar(tf: tarfile.TarFile, dest: Path, label: str) -> None:
+    """Extract members one at a time (so it works on a stream); unsafe names and links are refused."""
+    try:
+        for m in tf:
+            _check_member(m.name, label)
+            try:
+                tf.extract(m, dest, filter="data")  # also refuses links leaving dest and device files
+            except tarfile.FilterError as e:
+                raise DataError(f"{label}: unsafe member {m.name!r} ({_why(e)}); refusing to unpack it") from None
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as e:
+        raise DataError(f"{label}: not a valid tar archive or corrupt ({_why(e)}); download again") from None
+
+
+def _unpack_tar(archive: Path, dest: Path, label: str) -> None:
+    try:
+        tf = tarfile.open(archive, mode="r|*")
+    except tarfile.TarError as e:
+        raise DataError(f"{label}: not a valid tar archive ({_why(e)}); download again") from None
+    with tf:
+        _extract_tar(tf, dest, label)
+
+
+class _TarPipe:
+    """A py7zr writer for a `.tar` member: the bytes go through a pipe into tar extraction in a thread,
+    so the .tar itself never lands on disk. A reader error stops the writer (broken pipe) and is re-raised."""
+
+    def __init__(self, path: Path, label: str):
+        self.label = f"{label}: {path.name}"
+        r, w = os.pipe()
+        self.w = os.fdopen(w, "wb")
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._read, args=(r, path.parent), daemon=True)
+        self.thread.start()
+
+    def _read(self, r: int, dest: Path) -> None:
+        with os.fdopen(r, "rb") as f:
+            try:
+                with tarfile.open(fileobj=f, mode="r|") as tf:
+                    _extract_tar(tf, dest, self.label)
+                while f.read(1 << 16):  # the tar's end padding: let the writer finish
+                    pass
+            except BaseException as e:  # noqa: B036 (reported from the writer's side)
+                self.error = e
+
+    def write(self, s: bytes | bytearray) -> int:
+        try:
+            self.w.write(s)
+        except BrokenPipeError:  # the reader stopped early: its error is the one to report
+            self.thread.join()
+            raise self.error or DataError(f"{self.label}: tar extraction stopped early") from None
+        return len(s)
+
+    def close(self) -> None:
+        if not self.w.closed:
+            try:
+                self.w.close()
+            except BrokenPipeError:
+                pass
+        self.thread.join()
+
+    def flush(self) -> None:
+        pass
+
+    def read(self, size: int | None = None) -> bytes:
+        return b""
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0
+
+    def seekable(self) -> bool:
+        return False
+
+    def size(self) -> int:
+        return 0
+
+
+class _FileOut(_TarPipe):
+    """A py7zr writer for any other member: its file."""
+
+    def __init__(self, path: Path, label: str):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.w = open(path, "wb")  # closed through close()
+        self.error = None
+
+    def write(self, s: bytes | bytearray) -> int:
+        return self.w.write(s)
+
+    def close(self) -> None:
+        self.w.close()
+
+
+def _unpack_7z(archive: Path, dest: Path, label: str) -> None:
+    """Unpack a 7z with py7zr, checking CRCs as it goes; `.tar` members are streamed into tar extraction."""
+    import py7zr
+    from py7zr.exceptions import ArchiveError
+    from py7zr.io import Py7zIO, WriterFactory
+
+    writers: list[_TarPipe] = []
+
+    class Factory(WriterFactory):
+        def create(self, filename: str) -> Py7zIO:
+            path = Path(filename)
+            w = (_TarPipe if path.name.lower().endswith(".tar") else _FileOut)(path, label)
+            writers.append(w)
+            return w  # type: ignore[return-value]  # duck-typed Py7zIO
+
+    try:
+        with py7zr.SevenZipFile(archive, mode="r") as sz:
+            for f in sz.files:
+                _check_member(f.filename, label)
+                if f.is_symlink or f.is_junction:
+                    raise DataError(f"{label}: link {f.filename!r} in the archive; refusing to unpack it")
+            try:
+                sz.extractall(path=dest.resolve(), factory=Factory())
+            finally:
+                for w in writers:  # py7zr leaves a failed member's writer open: stop its reader thread
+                    w.close()
+        for w in writers:
+            if w.error is not None:
+                raise w.error
+    except KitError:
+        raise
+    except py7zr.PasswordRequired:
+        raise DataError(f"{label}: the 7z archive is password-protected; kit cannot unpack it") from None
+    except (ArchiveError, lzma.LZMAError, EOFError, zlib.error, struct.error, ValueError, KeyError, IndexError,
+            TypeError) as e:  # what py7zr raises on damaged headers or data
+        raise DataError(f"{label}: not a valid 7z archive or corrupt ({_why(e)}); download again") from None
+
+
+_UNPACKERS = {".zip": _unpack_zip, ".tar": _unpack_tar, ".tar.gz": _unpack_tar, ".tgz": _unpack_tar,
+              ".7z": _unpack_7z}
+
+
+def _kind(path: Path) -> str | None:
+    name = path.name.lower()
+    return next((s for s in _UNPACKERS if name.endswith(s)), None)
+
+
+def unpack(archive: Path, out: Path, quiet: bool = False, max_depth: int = 4) -> None:
+    """Unpack a zip/tar/7z into `out`, then every archive inside it, deleting each once it is unpacked
+    (Kaggle nests some: Planet's `train-jpg.tar.7z`, `train_v2.csv.zip`). One-line DataError if one is bad."""
+
+    def one(path: Path, kind: str, dest: Path, label: str) -> None:
+        if not quiet:
+            print(f"unpacking {label} ({path.stat().st_size / 1e6:.1f} MB)", file=sys.stderr, flush=True)
+        _UNPACKERS[kind](path, dest, label)
+
+    kind = _kind(archive) or (".zip" if zipfile.is_zipfile(archive) else None)
+    if kind is None:
+        raise DataError(f"{archive.name}: not an archive kit can unpack (zip, tar, tar.gz, 7z)")
+    out.mkdir(parents=True, exist_ok=True)
+    one(archive, kind, out, archive.name)
+    for _ in range(max_depth):
+        inner = [(p, k) for p in sorted(out.rglob("*")) if p.is_file() and (k := _kind(p))]
+        if not inner:
+            return
+        for p, k in inner:
+            one(p, k, p.parent, p.relative_to(out).as_posix())
+            p.unlink()  # unpacked with its checksums verified: free its space before the next one
+    left = [p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and _kind(p)]
+    if left:
+        print(f"warning: archives nested more than {max_depth} deep left packed: {', '.join(left)}", file=sys.stderr)
 
 
 def _remove_stale_staging(data_dir: Path, max_idle_s: float = 600.0) -> None:
@@ -104,8 +261,9 @@ def download(comp, data_dir: Path, force: bool = False, quiet: bool = False) -> 
     try:
         archive = kg.download_all(comp.slug, staging / "zip", quiet=quiet)
         unpacked = staging / "files"
-        if zipfile.is_zipfile(archive):
-            unpack(archive, unpacked)
+        if _kind(archive) or zipfile.is_zipfile(archive):
+            unpack(archive, unpacked, quiet=quiet)
+            archive.unlink()
         else:  # a competition with a single plain file
             unpacked.mkdir()
             os.replace(archive, unpacked / archive.name)

@@ -3,12 +3,18 @@ local Kaggle sandbox started here on a free loopback port; every error path is p
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
 import signal
+import struct
 import subprocess
 import sys
+import tarfile
 import time
+import zipfile
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -31,7 +37,7 @@ from kit.kaggle_api import (
 )
 from kit.ledger import Ledger
 from kit.sandbox import Sandbox, client_env
-from kit.sandbox.data import make_titanic
+from kit.sandbox.data import PLANET_SLUG, PRIVATE_FILES, make_planet, make_titanic
 
 SECRET = "kitSECRETkey0123456789abcdef"
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +56,14 @@ def sandbox_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def sandbox(sandbox_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A fresh sandbox; the environment points kit at it; cwd is an empty work folder."""
-    sb = Sandbox(sandbox_root, username="tester", key=SECRET, token="tok-" + SECRET, daily_limit=5).start()
+    sb = serve(sandbox_root, tmp_path, monkeypatch)
+    yield sb
+    sb.stop()
+
+
+def serve(root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """Start a sandbox serving `root`, point kit at it and move into an empty work folder."""
+    sb = Sandbox(root, username="tester", key=SECRET, token="tok-" + SECRET, daily_limit=5).start()
     cfg = tmp_path / "kaggle"
     sb.write_credentials(cfg)
     for k in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "VERBOSE"):
@@ -61,8 +74,7 @@ def sandbox(sandbox_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    yield sb
-    sb.stop()
+    return sb
 
 
 def fault(sb: Sandbox, **spec) -> None:
@@ -300,3 +312,131 @@ def test_killed_submit_is_reconciled(sandbox: Sandbox, capsys) -> None:
     assert entry.status == "complete"
     assert cli(kit_submit, "--comp", "titanic", "--file", str(f), "-m", "killed") == EXIT_DUPLICATE
     assert len(sandbox.submissions) == 1
+
+
+# ---- Planet as Kaggle ships it: image folders as .tar.7z (unpacked with py7zr), train_v2.csv as .csv.zip ----
+
+
+def tar_7z(dest: Path, members: dict[str, bytes]) -> Path:
+    """`dest` = a 7z (py7zr) holding one tar of `members`, as Kaggle packs Planet's image folders."""
+    import py7zr
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    with py7zr.SevenZipFile(dest, "w") as sz:
+        sz.writestr(buf.getvalue(), dest.name.removesuffix(".7z"))
+    return dest
+
+
+def evil_7z(dest: Path, name: str) -> Path:
+    """A 7z whose member is called `name` (e.g. '../x'), which py7zr refuses to write: a same-length safe name is
+    written with a plain header, then renamed in the bytes and the header CRCs recomputed."""
+    import py7zr
+
+    safe = "x" * (len(name) - len(name.lstrip("./"))) + name.lstrip("./")
+    with py7zr.SevenZipFile(dest, "w") as sz:
+        sz.encoded_header_mode = False
+        sz.writestr(b"payload", safe)
+    b = bytearray(dest.read_bytes())
+    assert b.count(safe.encode("utf-16-le")) == 1
+    b = b.replace(safe.encode("utf-16-le"), name.encode("utf-16-le"))
+    offset, size = struct.unpack_from("<QQ", b, 12)  # start header: next header offset and size, then its CRC
+    struct.pack_into("<I", b, 28, zlib.crc32(b[32 + offset:32 + offset + size]))
+    struct.pack_into("<I", b, 8, zlib.crc32(b[12:32]))
+    dest.write_bytes(b)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def planet_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny generated Planet competition with plain folders (what data/planet/ must look like after download)."""
+    return make_planet(tmp_path_factory.mktemp("planet-src"), seed=5, n_train=6, n_test=4, size=8)
+
+
+@pytest.fixture
+def planet_sb(planet_src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A sandbox serving `planet_src` packed as Kaggle ships it."""
+    comp = tmp_path / "sbroot" / PLANET_SLUG
+    shutil.copytree(planet_src, comp)
+    for folder in ("train-jpg", "test-jpg", "test-jpg-additional"):
+        tar_7z(comp / f"{folder}.tar.7z", {p.relative_to(comp).as_posix(): p.read_bytes()
+                                           for p in sorted((comp / folder).glob("*.jpg"))})
+        shutil.rmtree(comp / folder)
+    with zipfile.ZipFile(comp / "train_v2.csv.zip", "w") as zf:
+        zf.write(comp / "train_v2.csv", "train_v2.csv")
+    (comp / "train_v2.csv").unlink()
+    sb = serve(comp.parent, tmp_path, monkeypatch)
+    yield sb
+    sb.stop()
+
+
+def tree(d: Path) -> dict[str, bytes]:
+    return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def test_planet_tar_7z_unpacked_into_the_layout_planet_loads(planet_sb: Sandbox, planet_src: Path, capsys) -> None:
+    from competitions.planet import COMPETITION
+
+    assert cli(kit_download, "--comp", "planet", "--quiet") == 0
+    data = Path("data/planet")
+    got = tree(data)
+    manifest = json.loads(got.pop(".kit-download.json"))
+    want = {k: v for k, v in tree(planet_src).items() if k not in PRIVATE_FILES}
+    assert got == want  # jpgs byte for byte in train-jpg/ test-jpg/ test-jpg-additional/; no archive left
+    assert len([k for k in got if k.startswith("train-jpg/") and k.endswith(".jpg")]) == 6
+    assert sorted(manifest["files"]) == sorted(want)
+    assert [p.name for p in Path("data").iterdir()] == ["planet"]  # no staging folder left
+    loaded = COMPETITION.load(data)
+    assert len(loaded.train) == 6 and len(loaded.test) == 4
+    assert loaded.extra["bad_train"] == {} and loaded.extra["bad_test"] == {}
+
+    assert cli(kit_download, "--comp", "planet", "--quiet") == 0  # unchanged on Kaggle: nothing downloaded
+    assert calls(planet_sb, "download") == 1 and "up to date" in capsys.readouterr().out
+    (data / "train-jpg" / "train_0.jpg").unlink()  # an unpacked file went missing: downloaded again
+    assert cli(kit_download, "--comp", "planet", "--quiet") == 0
+    again = tree(data)
+    assert calls(planet_sb, "download") == 2 and again.pop(".kit-download.json") and again == got
+
+
+def test_corrupt_7z_fails_in_one_line_and_writes_nothing(planet_sb: Sandbox, capsys) -> None:
+    archive = planet_sb.root / PLANET_SLUG / "train-jpg.tar.7z"
+    good = archive.read_bytes()
+    bad = bytearray(good)
+    bad[40:48] = bytes(8)  # inside the compressed stream (the 7z start header is the first 32 bytes)
+    archive.write_bytes(bytes(bad))
+    assert cli(kit_download, "--comp", "planet", "--quiet") == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: train-jpg.tar.7z: not a valid 7z archive or corrupt")
+    assert list(Path("data").iterdir()) == []  # neither data/planet nor a staging folder
+
+    archive.write_bytes(good)
+    assert cli(kit_download, "--comp", "planet", "--quiet") == 0
+    before = tree(Path("data"))
+    archive.write_bytes(bytes(bad[:len(bad) // 2]))  # truncated: Kaggle's list changes, so it is fetched again
+    assert cli(kit_download, "--comp", "planet", "--quiet") == 3
+    assert "error: train-jpg.tar.7z: not a valid 7z archive" in capsys.readouterr().err
+    assert tree(Path("data")) == before  # the earlier download is untouched
+
+
+@pytest.mark.parametrize(
+    ("archive", "member"),
+    [("evil.7z", "../evil.jpg"), ("train-jpg.tar.7z", "../evil.jpg"), ("train-jpg.tar.7z", "ABS/evil.jpg")],
+    ids=["7z-dotdot", "tar-dotdot", "tar-absolute"],
+)
+def test_path_traversal_in_archives_is_refused(planet_sb: Sandbox, tmp_path: Path, capsys, archive, member) -> None:
+    comp = planet_sb.root / PLANET_SLUG
+    member = member.replace("ABS", str(tmp_path))
+    if archive.endswith(".tar.7z"):
+        tar_7z(comp / archive, {"train-jpg/ok.jpg": b"fine", member: b"evil"})
+        where = f"{archive}: train-jpg.tar"
+    else:
+        evil_7z(comp / archive, member)
+        where = archive
+    assert cli(kit_download, "--comp", "planet", "--quiet") == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {where}: unsafe path {member!r} in the archive; refusing to unpack it"]
+    assert not list(tmp_path.rglob("evil.jpg")) and list(Path("data").iterdir()) == []
