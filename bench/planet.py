@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from fastai.callback.core import Callback  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -146,6 +147,19 @@ def main(argv: list[str] | None = None) -> int:
     np.savez_compressed(data_dir / f"probs-{a.preset}.npz", oof=cv.oof, test=cv.test, y=data.y, y_test=y_test,
                         folds=cv.folds)  # for offline analysis of decodings
 
+    # per class: how far its own threshold sits from the global one and what it alone adds (others at global)
+    gthr = float(dec["global_threshold"])
+    g_oof, g_hold = list(rows.values())[1]
+    class_rows = []
+    for j, c in enumerate(data.classes):
+        t = np.full(len(data.classes), gthr)
+        t[j] = thr[j]
+        o, h = both(lambda pr, t=t: pr >= t)
+        yj = data.y[:, j]
+        auc = roc_auc_score(yj, cv.oof[:, j]) if 0 < yj.sum() < len(yj) else float("nan")
+        class_rows.append(f"| {c} | {int(yj.sum())} | {yj.mean():.3f} | {auc:.3f} | {cv.oof[yj == 1, j].mean():.3f} | "
+                          f"{dec['classes'][j]['raw']:.3f} | {thr[j]:.3f} | {o - g_oof:+.4f} | {h - g_hold:+.4f} |")
+
     def ok(cond: bool) -> str:
         return "met" if cond else "NOT met"
 
@@ -181,6 +195,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{raw[1]:.4f} held-out). "
         f"Fold F2 at 0.5: {', '.join(f'{s:.4f}' for s in cv.fold_scores)}."
         + (f" {extra_true} held-out tag(s) belong to classes absent from training." if extra_true else ""),
+        "",
+        f"Per class (OOF; thresholds vs the global {gthr:.2f}; gain: this class alone at its own threshold):",
+        "",
+        "| tag | train positives | prevalence | OOF AUC | mean p on positives | raw threshold | guarded threshold "
+        "| OOF gain | held-out gain |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *class_rows,
         "",
         "## Speed",
         "",

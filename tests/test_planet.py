@@ -15,7 +15,7 @@ from sklearn.metrics import fbeta_score
 from competitions.planet import COMPETITION as PLANET
 from competitions.planet import PRESETS
 from competitions.planet.decoding import TAGS, WEATHER, apply_rules, choose_rules, weather_columns
-from competitions.planet.synthetic import generate, sample_tags
+from competitions.planet.synthetic import FAINT_MISS, MISS_RATE, annotate, generate, render, sample_tags
 from kit import metrics, thresholds
 from kit.errors import DataError, KitError, SubmissionError
 from kit.run import train_and_submit
@@ -89,6 +89,24 @@ def test_generator_tag_frequencies_are_planet_like():
         assert abs(freq[t] - f) < 0.025, (t, freq[t], f)
     assert all(sum(w in r for w in WEATHER) == 1 for r in rows)
     assert 0 < freq["blow_down"] < 0.01 and 0 < freq["conventional_mine"] < 0.01
+
+
+def test_rare_tags_are_drawn_at_varying_strength_and_faint_ones_are_missed_more():
+    rng = np.random.default_rng(4)
+    seen = []
+    for _ in range(30):
+        vis: dict[str, float] = {}
+        img = render(["clear", "primary", "road", "blow_down", "bare_ground"], 24, rng, vis)
+        assert img.shape == (24, 24, 3) and img.dtype == np.uint8
+        assert set(vis) == {"blow_down", "bare_ground"} and all(0 < v <= 1 for v in vis.values())
+        seen.append(vis["blow_down"])
+    assert max(seen) - min(seen) > 0.3  # from plain to faint, not one fixed look
+    tags, n = ["haze", "primary", "blow_down"], 4000
+    kept = {v: np.mean(["blow_down" in annotate(tags, rng, visibility={"blow_down": v}) for _ in range(n)])
+            for v in (1.0, 0.3)}
+    assert kept[1.0] == pytest.approx(1 - MISS_RATE, abs=0.015)
+    assert kept[0.3] == pytest.approx(1 - MISS_RATE - FAINT_MISS * 0.7, abs=0.03)
+    assert all({"haze", "primary"} <= set(annotate(tags, rng, visibility={"blow_down": 0.0})) for _ in range(50))
 
 
 def test_generator_rejects_bad_arguments(tmp_path: Path):

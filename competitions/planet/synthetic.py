@@ -11,8 +11,19 @@
 and, with `--solution PATH`, the true test tags (same layout as the sample) for held-out scoring.
 Tag frequencies follow the real training set (clear 70 %, primary 93 %, agriculture 30 %, ... blow_down 0.25 %);
 exactly one weather tag per image, and "cloudy" images carry no other tag (as Planet's labellers did).
-Like the real data it is not perfectly separable: light haze, thin roads, streams and hamlets are faint,
-clouds hide what they cover, and the annotator misses 3 % of visible land tags (train and test labels alike).
+Like the real data it is not perfectly separable, and not uniformly so:
+- weather grades from one class into the next: clear tiles may carry a trace of haze or a wisp of cloud,
+  haze runs from light to thick, partly cloudy from a few wisps (4 %) to most of the tile (85 %), and the
+  ground can show faintly through "cloudy";
+- "primary" on farmland or town tiles is often a forest fragment, and tiles without it may show green
+  secondary regrowth;
+- the rare tags (bare_ground, blow_down, slash_burn, conventional/artisinal mines, selective_logging,
+  blooming) are small and drawn at a random strength down to barely visible, each resembling a common
+  tag (bare soil ~ harvested field, blow-down ~ regrowth, logging trails ~ dirt roads, burn scars ~ cloud
+  shadow, a conventional mine ~ a town's paved area), as on Planet, where models are least sure of them;
+- thin roads (dirt tracks), streams and hamlets are faint, and clouds hide what they cover;
+- the annotator misses 3 % of visible land tags, and the faintest rare tags up to 28 % more often (labellers were
+  inconsistent on faint evidence), in train and test labels alike.
 Each tile is drawn from its own seed, so the data set is identical for a given (seed, n, size).
 """
 
@@ -36,6 +47,7 @@ from kit.io import atomic_write_bytes, atomic_write_csv
 WEATHER = ["clear", "partly_cloudy", "haze", "cloudy"]
 WEATHER_P = [0.703, 0.179, 0.067, 0.051]
 MISS_RATE = 0.03  # annotator misses a visible land tag
+FAINT_MISS = 0.4  # further miss rate of a rare tag drawn at visibility 0 (labellers disagreed on faint evidence)
 SAMPLE_TAGS = "primary clear agriculture road water"  # what Kaggle's sample_submission_v2.csv holds in every row
 
 # base colours (RGB in 0..1)
@@ -125,25 +137,55 @@ def _jitter(rng: np.random.Generator, color: Sequence[float], amount: float = 0.
     return np.clip(np.asarray(color) + rng.normal(0, amount, 3), 0, 1)
 
 
-def render(tags: Sequence[str], size: int, rng: np.random.Generator) -> np.ndarray:
-    """Draw one tile (uint8 RGB, size x size) whose visible content follows `tags`."""
+def _land(rng: np.random.Generator, s: int, fine: np.ndarray) -> np.ndarray:
+    tex = 0.7 * _smooth_noise(rng, s, 4) + 0.3 * fine
+    return _jitter(rng, LAND, 0.04)[None, None, :] * (0.8 + 0.4 * tex[..., None])
+
+
+def _forest(rng: np.random.Generator, s: int, fine: np.ndarray) -> np.ndarray:
+    tex = 0.6 * _smooth_noise(rng, s, 6) + 0.4 * fine
+    return _jitter(rng, FOREST, 0.02)[None, None, :] * (0.75 + 0.5 * tex[..., None])
+
+
+def _blob(rng: np.random.Generator, s: int, frac: float, cells: int = 3) -> np.ndarray:
+    """Soft mask of irregular patches covering about `frac` of the tile."""
+    noise = _smooth_noise(rng, s, cells)
+    cut = np.quantile(noise, 1 - frac)
+    return np.clip((noise - cut) / 0.05, 0.0, 1.0)
+
+
+def render(
+    tags: Sequence[str], size: int, rng: np.random.Generator, visibility: dict[str, float] | None = None
+) -> np.ndarray:
+    """Draw one tile (uint8 RGB, size x size) whose visible content follows `tags`.
+
+    `visibility`, when given, receives how plainly each rare or faint land tag was drawn (0..1); `annotate`
+    uses it, as labellers were less consistent on faint evidence.
+    """
     s = size
     tags = set(tags)
+    vis = visibility if visibility is not None else {}
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32) / s
     fine = rng.random((s, s)).astype(np.float32)
-    if "primary" in tags:
-        tex = 0.6 * _smooth_noise(rng, s, 6) + 0.4 * fine
-        img = _jitter(rng, FOREST, 0.02)[None, None, :] * (0.75 + 0.5 * tex[..., None])
+    mixed = "agriculture" in tags or "habitation" in tags
+    if "primary" in tags and mixed and rng.random() < 0.6:
+        # farmland or town with remnants of rainforest: "primary" is tagged for a fragment of the tile
+        forest = _blob(rng, s, float(rng.uniform(0.12, 0.6)))[..., None]
+        img = _land(rng, s, fine) * (1 - forest) + _forest(rng, s, fine) * forest
+    elif "primary" in tags:
+        img = _forest(rng, s, fine)
     else:
-        tex = 0.7 * _smooth_noise(rng, s, 4) + 0.3 * fine
-        img = _jitter(rng, LAND, 0.04)[None, None, :] * (0.8 + 0.4 * tex[..., None])
+        img = _land(rng, s, fine)
+        if rng.random() < 0.4:  # secondary regrowth: green, but not what labellers called primary
+            _paint(img, _blob(rng, s, float(rng.uniform(0.1, 0.4))) * rng.uniform(0.5, 0.9),
+                   _jitter(rng, (0.30, 0.40, 0.22), 0.03))
     img = img.astype(np.float32)
 
     if "agriculture" in tags:
-        n_fields = int(rng.integers(2, 6)) if "primary" in tags else int(rng.integers(5, 9))
+        n_fields = int(rng.integers(1, 6)) if "primary" in tags else int(rng.integers(4, 9))
         for _ in range(n_fields):
             cy, cx = rng.random(2)
-            hy, hx = rng.uniform(0.08, 0.25, 2)
+            hy, hx = rng.uniform(0.05, 0.25, 2)
             mask = ((np.abs(yy - cy) < hy) & (np.abs(xx - cx) < hx)).astype(np.float32)
             stripes = 0.9 + 0.1 * np.sin((yy * np.cos(cx * 6) + xx * np.sin(cx * 6)) * s * 0.8)
             color = [(0.58, 0.70, 0.36), (0.78, 0.72, 0.44), (0.66, 0.58, 0.42)][int(rng.integers(3))]
@@ -154,53 +196,66 @@ def render(tags: Sequence[str], size: int, rng: np.random.Generator) -> np.ndarr
             cy, cx = rng.random(2)
             _paint(img, _disc(yy, xx, cy, cx, *rng.uniform(0.03, 0.07, 2), soft=0.4),
                    _jitter(rng, (0.50, 0.52, 0.32), 0.03))
-    if "bare_ground" in tags:
+    # the rare tags: each drawn at its own strength, from plain to barely there, and looking like a common tag
+    if "bare_ground" in tags:  # exposed soil: close to a harvested field or a dirt clearing
+        vis["bare_ground"] = k = float(rng.uniform(0.3, 1.0))
+        color = [(0.66, 0.48, 0.32), (0.72, 0.64, 0.46)][int(rng.random() < 0.4)]
         for _ in range(int(rng.integers(1, 3))):
             cy, cx = rng.random(2)
-            _paint(img, _disc(yy, xx, cy, cx, *rng.uniform(0.07, 0.15, 2), soft=0.3),
-                   _jitter(rng, (0.66, 0.48, 0.32), 0.03))
-    if "blow_down" in tags:
+            _paint(img, k * _disc(yy, xx, cy, cx, *rng.uniform(0.04, 0.12, 2), soft=0.3), _jitter(rng, color, 0.03))
+    if "blow_down" in tags:  # wind-felled trees: a paler, streaked patch of canopy, like regrowth
+        vis["blow_down"] = k = float(rng.uniform(0.3, 1.0))
         cy, cx = rng.uniform(0.2, 0.8, 2)
-        region = _disc(yy, xx, cy, cx, *rng.uniform(0.15, 0.25, 2), soft=0.3)
+        region = _disc(yy, xx, cy, cx, *rng.uniform(0.08, 0.2, 2), soft=0.3)
         a = rng.uniform(0, np.pi)
         streaks = 0.5 + 0.5 * np.sin((yy * np.cos(a) + xx * np.sin(a)) * s * 0.7)
-        _paint(img, region * streaks, np.array([0.42, 0.58, 0.26]))
-    if "slash_burn" in tags:
+        _paint(img, k * region * streaks, np.array([0.36, 0.50, 0.24]))
+    if "slash_burn" in tags:  # small burn scars, sometimes with smoke; dark like a cloud's shadow
+        vis["slash_burn"] = k = float(rng.uniform(0.3, 1.0))
         for _ in range(int(rng.integers(1, 3))):
             cy, cx = rng.random(2)
-            r = rng.uniform(0.05, 0.09)
-            _paint(img, 0.5 * _disc(yy, xx, cy - 0.04, cx + 0.04, r * 2, r * 2, soft=0.8), np.array([0.6, 0.6, 0.6]))
-            _paint(img, _disc(yy, xx, cy, cx, r, r, soft=0.3), np.array([0.08, 0.07, 0.07]))
-    if "conventional_mine" in tags:
+            r = rng.uniform(0.03, 0.07)
+            if rng.random() < 0.5:
+                _paint(img, 0.4 * k * _disc(yy, xx, cy - 0.04, cx + 0.04, r * 2, r * 2, soft=0.8),
+                       np.array([0.6, 0.6, 0.6]))
+            _paint(img, k * _disc(yy, xx, cy, cx, r, r, soft=0.4), np.array([0.10, 0.09, 0.08]))
+    if "conventional_mine" in tags:  # large grey pit: close to a town's paved area
+        vis["conventional_mine"] = k = float(rng.uniform(0.4, 1.0))
         cy, cx = rng.uniform(0.25, 0.75, 2)
-        h = rng.uniform(0.15, 0.22, 2)
-        mask = ((np.abs(yy - cy) < h[0]) & (np.abs(xx - cx) < h[1])).astype(np.float32)
+        h = rng.uniform(0.08, 0.18, 2)
+        mask = k * ((np.abs(yy - cy) < h[0]) & (np.abs(xx - cx) < h[1])).astype(np.float32)
         terraces = 0.85 + 0.15 * np.sin(np.hypot(yy - cy, xx - cx) * s * 0.6)
-        _paint(img, mask, np.array([0.74, 0.72, 0.70]))
+        _paint(img, mask, np.array([0.70, 0.68, 0.64]))
         img *= np.where(mask[..., None] > 0, terraces[..., None], 1.0)
     if "water" in tags:
         p0, p1 = _crossing(rng)
         color = [(0.12, 0.17, 0.27), (0.36, 0.32, 0.24)][int(rng.random() < 0.3)]
-        width = rng.uniform(0.05, 0.10) if rng.random() < 0.75 else rng.uniform(0.015, 0.03)  # river or stream
+        width = rng.uniform(0.05, 0.10) if rng.random() < 0.75 else rng.uniform(0.012, 0.03)  # river or stream
         _paint(img, _line(yy, xx, p0, p1, width, curve=rng.uniform(-0.25, 0.25)),
                _jitter(rng, color, 0.02))
-    if "artisinal_mine" in tags:
+    if "artisinal_mine" in tags:  # small turbid ponds on bare soil, usually by a river
+        vis["artisinal_mine"] = k = float(rng.uniform(0.4, 1.0))
         cy, cx = rng.uniform(0.2, 0.8, 2)
-        _paint(img, _disc(yy, xx, cy, cx, 0.12, 0.12, soft=0.4), np.array([0.62, 0.50, 0.34]))
-        for _ in range(int(rng.integers(4, 9))):
+        _paint(img, k * _disc(yy, xx, cy, cx, *rng.uniform(0.06, 0.12, 2), soft=0.4), np.array([0.62, 0.50, 0.34]))
+        for _ in range(int(rng.integers(2, 7))):
             oy, ox = rng.normal(0, 0.05, 2)
-            _paint(img, _disc(yy, xx, cy + oy, cx + ox, 0.02, 0.02, soft=0.3), np.array([0.30, 0.62, 0.56]))
-    if "selective_logging" in tags:
+            _paint(img, k * _disc(yy, xx, cy + oy, cx + ox, 0.018, 0.018, soft=0.3), np.array([0.34, 0.56, 0.50]))
+    if "selective_logging" in tags:  # thin skid trails and landings in the forest: like faint dirt roads
+        vis["selective_logging"] = k = float(rng.uniform(0.3, 1.0))
         p = (float(rng.uniform(0.1, 0.9)), float(rng.uniform(0.1, 0.9)))
-        for _ in range(int(rng.integers(3, 6))):
+        for _ in range(int(rng.integers(2, 6))):
             q = (float(np.clip(p[0] + rng.normal(0, 0.25), 0, 1)), float(np.clip(p[1] + rng.normal(0, 0.25), 0, 1)))
-            _paint(img, _line(yy, xx, p, q, 0.012), np.array([0.55, 0.42, 0.30]))
-            _paint(img, _disc(yy, xx, q[0], q[1], 0.025, 0.025, soft=0.3), np.array([0.50, 0.44, 0.30]))
+            _paint(img, k * _line(yy, xx, p, q, 0.008), np.array([0.55, 0.42, 0.30]))
+            _paint(img, k * _disc(yy, xx, q[0], q[1], 0.018, 0.018, soft=0.3), np.array([0.50, 0.44, 0.30]))
             p = q
-    if "road" in tags:
+    if "road" in tags:  # paved (pale) or dirt (reddish) roads; dirt tracks can be thin and faint
         for _ in range(int(rng.integers(1, 3))):
-            _paint(img, _line(yy, xx, *_crossing(rng), rng.uniform(0.01, 0.03),
-                              curve=rng.uniform(-0.15, 0.15)), _jitter(rng, (0.84, 0.76, 0.62), 0.03))
+            dirt = rng.random() < 0.4
+            k = float(rng.uniform(0.45, 1.0)) if dirt else 1.0
+            color = (0.68, 0.52, 0.38) if dirt else (0.84, 0.76, 0.62)
+            width = rng.uniform(0.007, 0.02) if dirt else rng.uniform(0.01, 0.03)
+            _paint(img, k * _line(yy, xx, *_crossing(rng), width, curve=rng.uniform(-0.15, 0.15)),
+                   _jitter(rng, color, 0.03))
     if "habitation" in tags:
         cy, cx = rng.uniform(0.2, 0.8, 2)
         _paint(img, 0.6 * _disc(yy, xx, cy, cx, 0.14, 0.14, soft=0.4), np.array([0.62, 0.60, 0.56]))
@@ -210,35 +265,54 @@ def render(tags: Sequence[str], size: int, rng: np.random.Generator) -> np.ndarr
             mask = ((np.abs(yy - cy - oy) < h) & (np.abs(xx - cx - ox) < h)).astype(np.float32)
             color = [(0.92, 0.92, 0.90), (0.72, 0.35, 0.28), (0.55, 0.55, 0.58)][int(rng.integers(3))]
             _paint(img, mask, np.array(color))
-    if "blooming" in tags:
-        for _ in range(int(rng.integers(25, 60))):
+    if "blooming" in tags:  # flowering trees: pale speckles in the canopy, often sparse
+        vis["blooming"] = k = float(rng.uniform(0.35, 1.0))
+        for _ in range(int(rng.integers(10, 50))):
             cy, cx = rng.random(2)
-            r = rng.uniform(0.012, 0.025)
-            _paint(img, _disc(yy, xx, cy, cx, r, r, soft=0.5), np.array([0.93, 0.86, 0.38]))
+            r = rng.uniform(0.010, 0.022)
+            _paint(img, k * _disc(yy, xx, cy, cx, r, r, soft=0.5), np.array([0.88, 0.84, 0.46]))
 
-    # weather last: it covers whatever is below
+    # weather last: it covers whatever is below. Its classes grade into each other, as on Planet: clear tiles
+    # may carry a trace of haze or a wisp of cloud, haze ranges from light to thick, partly cloudy from a few
+    # wisps to most of the tile, and cloudy tiles can let the ground show faintly through.
     if "haze" in tags:
-        a = rng.uniform(0.2, 0.6)  # light haze is hard to tell from clear, as on Planet
-        small = Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).resize((s // 4 or 1,) * 2, Image.BILINEAR)
-        blurred = np.asarray(small.resize((s, s), Image.BILINEAR), dtype=np.float32) / 255
-        veil = a * (0.85 + 0.3 * _smooth_noise(rng, s, 3))
-        img = 0.5 * img + 0.5 * blurred
-        _paint(img, veil, HAZE)
+        _haze(img, rng, float(rng.uniform(0.12, 0.7)))
     elif "partly_cloudy" in tags:
-        cover = rng.uniform(0.12, 0.40)
-        noise = _smooth_noise(rng, s, 5)
-        cut = np.quantile(noise, 1 - cover)
-        mask = np.clip((noise - cut) / 0.06, 0, 1) * 0.95
-        shift = max(1, s // 25)
-        shadow = np.roll(np.roll(mask, shift, axis=0), shift, axis=1)
-        img *= 1.0 - 0.35 * shadow[..., None]
-        _paint(img, mask, CLOUD)
+        _clouds(img, rng, float(rng.uniform(0.04, 0.85)), float(rng.uniform(0.55, 0.95)))
     elif "cloudy" in tags:
         noise = _smooth_noise(rng, s, 4)
-        mask = np.clip(0.88 + 0.25 * noise, 0, 1)
+        mask = np.clip(rng.uniform(0.7, 0.9) + 0.25 * noise, 0, 1)
         _paint(img, mask, CLOUD * (0.82 + 0.18 * noise[..., None]))
+    else:  # clear
+        u = rng.random()
+        if u < 0.25:
+            _haze(img, rng, float(rng.uniform(0.02, 0.12)))
+        elif u < 0.35:
+            _clouds(img, rng, float(rng.uniform(0.005, 0.03)), float(rng.uniform(0.4, 0.8)))
     img += rng.normal(0, 0.012, img.shape).astype(np.float32)  # sensor noise
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def _haze(img: np.ndarray, rng: np.random.Generator, a: float) -> None:
+    """Veil of strength `a` with a loss of sharpness, in place."""
+    s = img.shape[0]
+    small = Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).resize((s // 4 or 1,) * 2, Image.BILINEAR)
+    blurred = np.asarray(small.resize((s, s), Image.BILINEAR), dtype=np.float32) / 255
+    veil = a * (0.85 + 0.3 * _smooth_noise(rng, s, 3))
+    img[:] = (1 - a) * img + a * blurred  # thicker haze blurs more
+    _paint(img, veil, HAZE)
+
+
+def _clouds(img: np.ndarray, rng: np.random.Generator, cover: float, opacity: float) -> None:
+    """Clouds over about `cover` of the tile, with their shadows, in place."""
+    s = img.shape[0]
+    noise = _smooth_noise(rng, s, 5)
+    cut = np.quantile(noise, 1 - cover)
+    mask = np.clip((noise - cut) / 0.06, 0, 1) * opacity
+    shift = max(1, s // 25)
+    shadow = np.roll(np.roll(mask, shift, axis=0), shift, axis=1)
+    img *= 1.0 - 0.35 * shadow[..., None]
+    _paint(img, mask, CLOUD)
 
 
 def _jpeg(arr: np.ndarray, quality: int = 90) -> bytes:
@@ -247,10 +321,15 @@ def _jpeg(arr: np.ndarray, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
-def annotate(tags: Sequence[str], rng: np.random.Generator, miss: float = MISS_RATE) -> list[str]:
+def annotate(
+    tags: Sequence[str], rng: np.random.Generator, miss: float = MISS_RATE, visibility: dict[str, float] | None = None
+) -> list[str]:
     """The labels an annotator writes for a tile showing `tags`: each land tag other than primary is missed
-    with probability `miss` (Planet's labels were crowd-sourced and noisy); weather is always labelled."""
-    return [t for t in tags if t in WEATHER or t == "primary" or rng.random() >= miss]
+    with probability `miss` (Planet's labels were crowd-sourced and noisy), and a faintly drawn tag (visibility
+    v < 1, from `render`) is missed with a further FAINT_MISS * (1 - v); weather is always labelled."""
+    vis = visibility or {}
+    return [t for t in tags
+            if t in WEATHER or t == "primary" or rng.random() >= miss + FAINT_MISS * (1.0 - vis.get(t, 1.0))]
 
 
 def _make_tile(job: tuple[int, int, int, str]) -> tuple[str, str]:
@@ -258,8 +337,9 @@ def _make_tile(job: tuple[int, int, int, str]) -> tuple[str, str]:
     seed, index, size, path = job
     rng = np.random.default_rng([seed, index])
     tags = sample_tags(rng)
-    atomic_write_bytes(Path(path), _jpeg(render(tags, size, rng)))
-    labels = annotate(tags, rng)
+    vis: dict[str, float] = {}
+    atomic_write_bytes(Path(path), _jpeg(render(tags, size, rng, vis)))
+    labels = annotate(tags, rng, visibility=vis)
     return Path(path).stem, " ".join(sorted(labels))  # Kaggle's train_v2.csv lists tags alphabetically
 
 
