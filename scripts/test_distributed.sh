@@ -8,7 +8,8 @@ REPO=$(pwd)
 PY=${PY:-$REPO/.venv/bin/python}
 TRIALS_PER_WORKER=${TRIALS_PER_WORKER:-3}
 
-pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+# the server binaries (initdb, pg_ctl), not just a client: a machine may have psql alone
+pg_bin() { ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1 | xargs -r dirname; }
 if [[ -z "$(pg_bin)" ]]; then
     echo "installing PostgreSQL from Debian's packages ..."
     SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
