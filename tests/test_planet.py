@@ -358,3 +358,28 @@ def test_demo_generates_trains_and_scores_held_out(tmp_path: Path, workdir: Path
     f2, base = float(line.split()[2]), float(line.rstrip(")").split()[-1])
     assert 0 <= f2 <= 1 and 0.5 < base < 0.8  # constant "primary clear" on Planet-like tags
     assert (tmp_path / "demo" / "cache").is_dir() and list((tmp_path / "demo" / "submissions" / "planet").glob("*.csv"))
+
+
+def test_fine_tune_without_pretrained_weights_trains_all_layers_with_one_cycle(planet_dir, monkeypatch, caplog):
+    """Offline (no weights): fine_tune's frozen epochs and lr/100 early layers would waste a random body."""
+    import logging
+    import urllib.error
+
+    import torchvision
+
+    from kit import vision
+
+    def offline(self, *a, **k):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", offline)
+    monkeypatch.setattr(vision, "_PRETRAINED_CACHE", {})
+    data = PLANET.load(planet_dir)
+    params = PLANET.params({**TINY, "arch": "resnet18", "schedule": "fine_tune", "freeze_epochs": 1,
+                            "pretrained": True, "epochs": 2, "tta": 1})
+    idx = np.arange(len(data.y))
+    with caplog.at_level(logging.WARNING):
+        out = PLANET.fit_fold(data, idx[::2], idx[1::2], params, seed=0, progress=False)
+    assert len(out.history) == 2
+    assert any("instead of fine_tune" in r.getMessage() for r in caplog.records)
+    assert np.isfinite(out.valid).all() and out.test.shape == (len(data.test), len(data.classes))

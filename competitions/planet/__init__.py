@@ -297,7 +297,11 @@ class Planet(Competition):
             dls, p["arch"], len(data.classes), pretrained, BCEWithLogitsLossFlat(), [_f2_metric(), accuracy_multi],
             wd=float(p["wd"]), dropout=float(p["dropout"]), width=int(p["width"]),
         )
-        if p["schedule"] == "fine_tune":
+        if p["schedule"] == "fine_tune" and not pretrained:
+            # fine_tune = frozen head-only epochs + discriminative lrs (early layers at lr/100): right for pretrained
+            # weights, wrong for a random body, which needs every layer trained at the full rate
+            log.warning("no pretrained weights for %s: training with fit_one_cycle instead of fine_tune", p["arch"])
+        if p["schedule"] == "fine_tune" and pretrained:
             quiet = learn.no_bar() if not progress else contextlib.nullcontext()
             with quiet, learn.no_logging():
                 learn.fine_tune(int(p["epochs"]), base_lr=float(p["lr"]), freeze_epochs=int(p["freeze_epochs"]),
