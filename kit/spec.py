@@ -129,8 +129,8 @@ class Competition:
             return {"kind": "threshold", "threshold": r.threshold, **r.as_dict(),
                     "curve": {"grid": r.grid.tolist(), "score": r.curve.tolist()}}
         if self.task == "multilabel" and self.metric == "f2_samples":
-            r = thresholds.per_class_thresholds(data.y, oof, beta=2.0, classes=data.classes)
-            g = thresholds.best_threshold(data.y, oof, self.metric)
+            g = thresholds.best_threshold(data.y, oof, self.metric)  # start from the best global threshold
+            r = thresholds.per_class_thresholds(data.y, oof, beta=2.0, init=g.threshold, classes=data.classes)
             return {"kind": "per_class", "thresholds": r.thresholds.tolist(), "score": r.score, **r.as_dict(),
                     "curve": {"grid": g.grid.tolist(), "score": g.curve.tolist()}}
         return {"kind": "none", "score": self.score(data.y, oof)}
