@@ -30,9 +30,10 @@ from competitions.planet import COMPETITION as PLANET  # noqa: E402
 from competitions.planet.decoding import apply_rules, f2_tag_strings  # noqa: E402
 from competitions.planet.synthetic import generate  # noqa: E402
 from kit import metrics, vision  # noqa: E402
+from kit.commands.args import parse_overrides  # noqa: E402
 from kit.cv import cross_validate  # noqa: E402
 from kit.io import atomic_write_text  # noqa: E402
-from kit.train import default_device, parse_overrides  # noqa: E402
+from kit.learner import default_device  # noqa: E402
 
 
 class PhaseTimer(Callback):
@@ -107,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     cv = cross_validate(PLANET, data, params, a.seed, n_folds=a.folds, callbacks=cbs, progress=False)
     cv_s = time.perf_counter() - t
     t = time.perf_counter()
-    dec = PLANET.fit_decoding(data, cv.oof)
+    decoder = PLANET.decoder().fit(data.y, cv.oof, PLANET.metric, data.classes)
     dec_s = time.perf_counter() - t
+    dec = {**decoder.base.result_, "thresholds": decoder.base.thresholds_, "weather": decoder.rules_,
+           "score": decoder.score_}
 
     truth = pd.read_csv(solution, keep_default_na=False).set_index("image_name").loc[data.test["image_name"], "tags"]
     y_test = metrics.label_matrix(truth.tolist(), data.classes)
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "(a) threshold 0.5": both(lambda pr: pr >= 0.5),
         f"(b) best global threshold ({dec['global_threshold']:.2f})": both(lambda pr: pr >= dec["global_threshold"]),
         "(c) per-class thresholds": both(lambda pr: pr >= thr),
-        f"(d) (c) + weather rules chosen on OOF: {w['chosen']}": both(lambda pr: PLANET.apply_decoding(pr, dec)),
+        f"(d) (c) + weather rules chosen on OOF: {w['chosen']}": both(decoder.apply),
     }
     combos = {}
     for name, am, ca in [("none", False, False), ("weather_argmax", True, False), ("cloudy_alone", False, True),

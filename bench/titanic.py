@@ -61,7 +61,7 @@ def nested_threshold_accuracy(y: np.ndarray, oof: np.ndarray, folds: np.ndarray)
 def make_titanic_seconds(data_dir: Path) -> float:
     """Wall time of `kit train --comp titanic` (what `make titanic` runs once the venv is ready)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "kit.train", "--comp", "titanic", "--data-dir", str(data_dir), "--quiet",
+    subprocess.run([sys.executable, "-m", "kit", "train", "--comp", "titanic", "--data-dir", str(data_dir), "--quiet",
                     "--out", "/tmp/kit-bench-submissions", "--runs", "/tmp/kit-bench-runs"],
                    check=True, capture_output=True, cwd=ROOT)
     return time.perf_counter() - start

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import optuna
 
+from kit.commands.tune import main as tune_main
 from kit.io import atomic_write_text
 from kit.metrics import fbeta_samples
 from kit.thresholds import per_class_thresholds
-from kit.tune import main as tune_main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""`kit` console script: `kit <command> ...` runs `python -m kit.<command> ...`."""
+"""`kit` console script: `kit <command> ...` (≡ `python -m kit <command> ...`) runs `kit.commands.<command>`."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from collections.abc import Callable, Sequence
 
 from kit.errors import KitError
 
-# name -> module holding `main(argv) -> int`; each is also runnable as `python -m kit.<name>`
+# name -> module holding `main(argv) -> int`
 COMMANDS: dict[str, str] = {
-    "train": "kit.train",
-    "tune": "kit.tune",
-    "download": "kit.download",
-    "submit": "kit.submit",
-    "submissions": "kit.submissions",
-    "sandbox": "kit.sandbox.server",
+    "train": "kit.commands.train",
+    "tune": "kit.commands.tune",
+    "download": "kit.commands.download",
+    "submit": "kit.commands.submit",
+    "submissions": "kit.commands.submissions",
+    "sandbox": "kit.commands.sandbox",
 }
 
 

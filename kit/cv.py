@@ -9,18 +9,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
-from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+from sklearn.model_selection import GroupKFold
 
+from kit import tasks
 from kit.errors import KitError
 from kit.spec import Competition, Data
+from kit.tasks import Task
 
 log = logging.getLogger(__name__)
 
 
-def make_folds(task: str, y: np.ndarray, n_folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
-    """Fold id (0..n_folds-1) of every row: stratified for classification, multilabel-stratified for
-    multi-label, grouped when groups are given, plain k-fold for regression; shuffled with `seed`."""
+def make_folds(
+    task: Task | str, y: np.ndarray, n_folds: int, seed: int, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Fold id (0..n_folds-1) of every row: the task's splitter (stratified for classification,
+    multilabel-stratified for multi-label, k-fold for regression), grouped when groups are given; shuffled
+    with `seed`."""
+    task = tasks.get(task)
     y = np.asarray(y)
     n = len(y)
     if n_folds < 2:
@@ -30,17 +35,10 @@ def make_folds(task: str, y: np.ndarray, n_folds: int, seed: int, groups: np.nda
     x = np.zeros((n, 1))
     if groups is not None:
         # GroupKFold ignores random_state unless shuffle=True (scikit-learn >= 1.6)
-        splitter = GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        splits = splitter.split(x, y, groups)
-    elif task == "multilabel":
-        splits = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(x, y)
-    elif task in ("binary", "multiclass"):
-        counts = np.bincount(y.astype(np.int64))
-        if counts[counts > 0].min() < n_folds:
-            raise KitError(f"a class has {counts[counts > 0].min()} rows, fewer than {n_folds} folds")
-        splits = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(x, y)
+        splits = GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(x, y, groups)
     else:
-        splits = KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(x)
+        task.check_folds(y, n_folds)
+        splits = task.splitter(n_folds, seed).split(x, y)
     folds = np.full(n, -1, dtype=np.int64)
     for k, (_, valid) in enumerate(splits):
         folds[valid] = k
@@ -57,7 +55,7 @@ class CVResult:
     fold_scores: list[float]
     params: dict[str, Any]
     seed: int
-    metric: str
+    metric: str  # its name
     seconds: float = 0.0
     histories: list[list[dict]] = field(default_factory=list)
 
@@ -140,7 +138,7 @@ def cross_validate(
         fold_scores=scores,
         params=dict(params),
         seed=seed,
-        metric=comp.metric,
+        metric=str(comp.metric),
         seconds=time.perf_counter() - start,
         histories=histories,
     )

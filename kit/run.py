@@ -13,10 +13,11 @@ import pandas as pd
 
 from kit import plots
 from kit.cv import CVResult, cross_validate
+from kit.decoders import Decoder
 from kit.errors import KitError
 from kit.io import atomic_write_csv, atomic_write_json, sha256_file
 from kit.spec import Competition, Data
-from kit.submit import SUBMISSIONS_DIR, git_commit, utc_stamp, write_submission
+from kit.submission import SUBMISSIONS_DIR, git_commit, utc_stamp, write_submission
 
 log = logging.getLogger(__name__)
 RUNS_DIR = Path("runs")
@@ -27,40 +28,40 @@ class RunResult:
     """What a run produced."""
 
     cv: CVResult
-    decoding: dict[str, Any]
+    decoder: Decoder
     oof_score: float
     submission: Path
     run_dir: Path
 
-    def decoding_summary(self) -> str:
-        """`0.8350 at threshold 0.46 (0.8316 at 0.5)`."""
-        d = self.decoding
-        if d.get("kind") == "threshold":
-            return f"{self.oof_score:.4f} at threshold {d['threshold']:.2f} ({d['score_at_0.5']:.4f} at 0.5)"
-        if d.get("kind") == "per_class":
-            return (f"{self.oof_score:.4f} with per-class thresholds ({d['score_global']:.4f} at the best global "
-                    f"threshold {d['global_threshold']:.2f}, {d['score_at_0.5']:.4f} at 0.5)")
-        return f"{self.oof_score:.4f}"
 
-
-def _prob_frame(ids: np.ndarray, probs: np.ndarray, id_col: str, names: list[str] | None) -> pd.DataFrame:
+def _prob_frame(ids: np.ndarray, probs: np.ndarray, id_col: str, names: list | None) -> pd.DataFrame:
     probs = probs.reshape(len(probs), -1)
-    cols = names if names and len(names) == probs.shape[1] else [f"p{j}" for j in range(probs.shape[1])]
+    cols = ([str(c) for c in names] if names and len(names) == probs.shape[1]
+            else [f"p{j}" for j in range(probs.shape[1])])
     return pd.DataFrame({id_col: ids, **{c: probs[:, j] for j, c in enumerate(cols)}})
 
 
-def save_run(comp: Competition, data: Data, cv: CVResult, decoding: dict[str, Any], run_dir: Path) -> None:
+def decoding_json(decoder: Decoder) -> dict[str, Any]:
+    """The decoder's state plus its threshold curve (decoding.json, thresholds.json)."""
+    d = decoder.to_json()
+    curve = decoder.curve()
+    if curve is not None:
+        d["curve"] = {"grid": np.asarray(curve[0]).tolist(), "score": np.asarray(curve[1]).tolist(),
+                      "chosen": float(curve[2])}
+    return d
+
+
+def save_run(comp: Competition, data: Data, cv: CVResult, decoder: Decoder, run_dir: Path) -> None:
     """Fold assignment, OOF and test probabilities (for blending), decoding and plots under `run_dir`."""
     ids = data.train[comp.id_col].to_numpy()
     atomic_write_csv(run_dir / "folds.csv", pd.DataFrame({comp.id_col: ids, "fold": cv.folds}))
     atomic_write_csv(run_dir / "oof.csv", _prob_frame(ids, cv.oof, comp.id_col, data.classes))
     atomic_write_csv(run_dir / "test_probs.csv",
                      _prob_frame(data.test[comp.id_col].to_numpy(), cv.test, comp.id_col, data.classes))
-    atomic_write_json(run_dir / "decoding.json", decoding)
-    curve = decoding.get("curve")
-    if curve:
-        chosen = decoding.get("threshold", decoding.get("global_threshold", 0.5))
-        plots.threshold_curve(np.asarray(curve["grid"]), np.asarray(curve["score"]), chosen, comp.metric,
+    atomic_write_json(run_dir / "decoding.json", decoding_json(decoder))
+    curve = decoder.curve()
+    if curve is not None:
+        plots.threshold_curve(np.asarray(curve[0]), np.asarray(curve[1]), float(curve[2]), str(comp.metric),
                               run_dir / "threshold_curve.png")
     if any(cv.histories):
         plots.learning_curves(cv.histories, run_dir / "learning_curves.png")
@@ -86,15 +87,13 @@ def train_and_submit(
     data = data if data is not None else comp.load(Path(data_dir))
     if cv is None:
         cv = cross_validate(comp, data, params, seed, n_folds=n_folds, progress=progress)
-    log.info("CV %s", cv.summary())
     if not np.isfinite(cv.test).all():
         i = int(np.argwhere(~np.isfinite(cv.test.reshape(len(cv.test), -1)))[0][0])
         raise KitError(f"NaN in test predictions (test row {i + 2}, {comp.id_col}="
                        f"{data.test[comp.id_col].iloc[i]}); the model diverged: lower lr or check the features")
-    decoding = comp.fit_decoding(data, cv.oof)
-    oof_score = float(comp.metrics_value(data.y, comp.apply_decoding(cv.oof, decoding)))
-    decoded = comp.apply_decoding(cv.test, decoding)
-    df = comp.submission(data, decoded)
+    decoder = comp.decoder().fit(data.y, cv.oof, comp.metric, data.classes)
+    oof_score = float(decoder.score_)
+    df = comp.submission(data, decoder.apply(cv.test))
     stamp = utc_stamp()
     run_dir = Path(runs) / comp.name / stamp
     import fastai
@@ -104,7 +103,9 @@ def train_and_submit(
         "created_utc": stamp,
         "cv": cv.as_record(),
         "oof_score": round(oof_score, 6),
-        "decoding": {k: v for k, v in decoding.items() if k != "curve"},
+        "task": str(comp.task),
+        "metric": str(comp.metric),
+        "decoding": decoder.to_json(),
         "params": params,
         "seed": seed,
         "git_commit": git_commit(),
@@ -114,7 +115,7 @@ def train_and_submit(
                      "fastai": fastai.__version__},
         **(record_extra or {}),
     }
-    path = write_submission(comp, df, data.sample, record, root=out)
-    save_run(comp, data, cv, decoding, run_dir)
+    path = write_submission(comp, df, data.sample, record, root=out, classes=data.classes)
+    save_run(comp, data, cv, decoder, run_dir)
     atomic_write_json(run_dir / "record.json", {**record, "submission": str(path)})
-    return RunResult(cv=cv, decoding=decoding, oof_score=oof_score, submission=path, run_dir=run_dir)
+    return RunResult(cv=cv, decoder=decoder, oof_score=oof_score, submission=path, run_dir=run_dir)

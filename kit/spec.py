@@ -1,20 +1,26 @@
-"""The competition spec: what a competition declares; kit/ supplies the how."""
+"""The competition contract: what a competition declares; kit/ supplies the how.
+
+A competition is a `Competition` subclass in `competitions/<name>/__init__.py`. Its `task` and `metric` may be
+given by name ("binary", "logloss") or as objects (`kit.tasks.Regression(transform="log1p")`, a
+`kit.metrics.Metric` declared in the folder); names are resolved when the class is defined, so an unknown one
+is a one-line error as soon as the competition loads.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from kit import metrics
-from kit.errors import KitError, SubmissionError
-from kit.io import show
-
-Task = Literal["binary", "multiclass", "multilabel", "regression"]
-TASKS: tuple[str, ...] = ("binary", "multiclass", "multilabel", "regression")
+from kit import decoders, metrics, tasks
+from kit.errors import KitError
+from kit.metrics import Metric
+from kit.submission import SubmissionFormat
+from kit.tasks import Task
 
 
 @dataclass
@@ -24,16 +30,16 @@ class Data:
     train: pd.DataFrame
     test: pd.DataFrame
     sample: pd.DataFrame
-    y: np.ndarray  # (n,) for binary/multiclass/regression, (n, k) 0/1 for multilabel
+    y: np.ndarray  # class indices (binary/multiclass), (n, k) 0/1 (multilabel), numbers (regression)
     files: dict[str, Path]
-    classes: list[str] | None = None
+    classes: list | None = None  # the labels that y's indices stand for, as found in the training file
     groups: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class FoldOutput:
-    """What one fold's model returns: probabilities on its validation rows and on the test set."""
+    """What one fold's model returns: probabilities (or values) on its validation rows and on the test set."""
 
     valid: np.ndarray
     test: np.ndarray
@@ -43,25 +49,45 @@ class FoldOutput:
 class Competition:
     """Base class: a competition module subclasses it and sets the declarations below.
 
-    Subclasses must implement `load`, `fit_fold` and `submission`; `kit.tabular.TabularCompetition`
-    implements `fit_fold` for tabular data so those competitions only declare features and a model.
+    Subclasses implement `load` and `fit_fold`; `kit.tabular.TabularCompetition` implements both for one
+    training table, so those competitions only declare columns (and, optionally, features and a model).
     """
 
     name: ClassVar[str]
     slug: ClassVar[str]  # Kaggle's competition slug
-    task: ClassVar[Task]
+    title: ClassVar[str] = ""
+    task: ClassVar[Task]  # declared as a name or a kit.tasks.Task
+    metric: ClassVar[Metric | None] = None  # a name in kit.metrics.BUILTIN or a Metric; default: the task's
+    target_transform: ClassVar[str | None] = None  # regression: "log1p" | "none" (default: the metric's)
     id_col: ClassVar[str]
     target_col: ClassVar[str]
     train_file: ClassVar[str] = "train.csv"
     test_file: ClassVar[str] = "test.csv"
     sample_file: ClassVar[str] = "sample_submission.csv"
-    metric: ClassVar[str] = "accuracy"  # a name in kit.metrics.METRICS
     n_folds: ClassVar[int] = 5
     group_col: ClassVar[str | None] = None
     default_params: ClassVar[dict[str, Any]] = {}
     # torch CPU threads when the user sets none: tiny tabular models run fastest on 1 (threads only add
     # synchronisation, and spin badly when other processes share the cores); None keeps torch's default
     threads: ClassVar[int | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        if "task" not in own and "metric" not in own and "target_transform" not in own:
+            return
+        where = f"competition {own.get('name', cls.__name__)!r}"
+        try:
+            task = tasks.get(cls.task) if getattr(cls, "task", None) is not None else None
+            metric = metrics.get(cls.metric) if cls.metric is not None else None
+            if task is not None:
+                metric = metric or metrics.get(task.default_metric)
+                task = task.for_metric(metric, cls.target_transform)
+        except KitError as e:
+            raise KitError(f"{where}: {e}") from None
+        if task is not None:
+            cls.task = task
+        cls.metric = metric
 
     # ---- declarations with sensible defaults -------------------------------------------------
     def search_space(self, trial) -> dict[str, Any]:
@@ -90,10 +116,14 @@ class Competition:
             f"or copy Kaggle's files for '{self.slug}' into {data_dir}/"
         )
 
-    # ---- the what: data, model, submission -----------------------------------------------------
+    # ---- the what: data and model ------------------------------------------------------------------
     def load(self, data_dir: Path) -> Data:
         """Read and check the competition files in `data_dir`."""
         raise NotImplementedError
+
+    def read_classes(self, data_dir: Path) -> list | None:
+        """The training file's classes (for checking a submission without training); default: load everything."""
+        return self.load(Path(data_dir)).classes
 
     def fit_fold(
         self,
@@ -111,79 +141,52 @@ class Competition:
         """
         raise NotImplementedError
 
-    def submission(self, data: Data, test_pred: np.ndarray) -> pd.DataFrame:
-        """Turn decoded test predictions (labels, not probabilities) into the submission frame."""
-        raise NotImplementedError
-
     # ---- decoding and scoring --------------------------------------------------------------------
-    def fit_decoding(self, data: Data, oof: np.ndarray) -> dict[str, Any]:
-        """Choose how to decode probabilities, on OOF predictions; returns a JSON-able dict.
+    def decoder(self) -> decoders.Decoder:
+        """A fresh decoder to fit on OOF predictions: the task's default for the metric (override to compose)."""
+        return self.task.default_decoder(self.metric)
 
-        Binary: one threshold from a sweep. Multi-label F2: per-class thresholds (guarded). Others: none.
-        Competitions override this to add their own rules (e.g. Planet's weather decoding).
-        """
-        from kit import thresholds
+    def decoder_from_json(self, d: dict[str, Any]) -> decoders.Decoder:
+        """Read back what `decoder().to_json()` wrote."""
+        return type(self.decoder()).from_json(d)
 
-        if self.task == "binary":
-            r = thresholds.best_threshold(data.y, oof, self.metric)
-            return {"kind": "threshold", "threshold": r.threshold, **r.as_dict(),
-                    "curve": {"grid": r.grid.tolist(), "score": r.curve.tolist()}}
-        if self.task == "multilabel" and self.metric == "f2_samples":
-            g = thresholds.best_threshold(data.y, oof, self.metric)  # start from the best global threshold
-            r = thresholds.per_class_thresholds(data.y, oof, beta=2.0, init=g.threshold, classes=data.classes)
-            return {"kind": "per_class", "thresholds": r.thresholds.tolist(), "score": r.score, **r.as_dict(),
-                    "curve": {"grid": g.grid.tolist(), "score": g.curve.tolist()}}
-        return {"kind": "none", "score": self.score(data.y, oof)}
-
-    def apply_decoding(self, probs: np.ndarray, decoding: dict[str, Any]) -> np.ndarray:
-        """Decode probabilities with what `fit_decoding` chose."""
-        kind = decoding.get("kind", "none")
-        if kind == "threshold":
-            return self.decode(probs, decoding["threshold"])
-        if kind == "per_class":
-            return self.decode(probs, np.asarray(decoding["thresholds"]))
-        return self.decode(probs)
-
-    def decode(self, probs: np.ndarray, threshold: float | np.ndarray = 0.5) -> np.ndarray:
-        """Probabilities -> predictions: thresholded for binary/multilabel, argmax for multiclass."""
-        probs = np.asarray(probs)
-        if self.task in ("binary", "multilabel"):
-            return (probs >= threshold).astype(np.int64)
-        if self.task == "multiclass":
-            return probs.argmax(axis=1)
-        return probs
-
-    def score(self, y: np.ndarray, probs: np.ndarray, threshold: float | np.ndarray = 0.5) -> float:
-        """The competition metric of probabilities decoded at `threshold`."""
-        return self.metrics_value(y, self.decode(probs, threshold))
-
-    def metrics_value(self, y: np.ndarray, pred: np.ndarray) -> float:
-        """The competition metric of already decoded predictions."""
-        return float(metrics.METRICS[self.metric](y, pred))
+    def score(self, y: np.ndarray, probs: np.ndarray) -> float:
+        """The competition metric of predictions at the untuned decoding (0.5 / argmax), or of probabilities."""
+        return self.metric(y, probs if self.metric.takes_probs else self.task.decode_default(probs))
 
     @property
     def greater_is_better(self) -> bool:
         """Whether a larger metric value is better."""
-        return self.metric not in metrics.LOWER_IS_BETTER
+        return self.metric.greater_is_better
 
-    def check_submission_values(self, df: pd.DataFrame) -> None:
-        """Raise SubmissionError when a prediction column holds a value the competition does not allow."""
-        if self.task in ("binary", "multiclass"):
-            allowed = set(self.sample_values())
-            for col in df.columns:
-                if col == self.id_col:
-                    continue
-                bad = ~df[col].isin(allowed)
-                if bad.any():
-                    i = int(bad.to_numpy().argmax())
-                    raise SubmissionError(
-                        f"row {i + 2}, column {col}: value {show(df[col].iloc[i])} not in allowed set "
-                        f"{sorted(allowed)}"
-                    )
+    # ---- submissions -------------------------------------------------------------------------------
+    def allowed_labels(self, classes: Sequence | None) -> Sequence | None:
+        """Labels a label submission may hold (default: the training classes)."""
+        return classes
 
-    def sample_values(self) -> list:
-        """The allowed values of the prediction column (binary: 0 and 1)."""
-        return [0, 1]
+    def submission_format(self, sample_columns: Sequence[str], classes: Sequence | None,
+                          where: str = "sample submission") -> SubmissionFormat:
+        """The submission format the sample's columns and the metric ask for."""
+        return SubmissionFormat.infer(self, sample_columns, classes, where)
+
+    def submission(self, data: Data, decoded: np.ndarray) -> pd.DataFrame:
+        """Decoded test predictions (rows of `data.test`) -> the submission frame, in the sample's id order."""
+        fmt = self.submission_format(list(data.sample.columns), data.classes, where=str(data.files.get("sample")))
+        test_ids = data.test[self.id_col].astype(str).to_numpy()
+        row = pd.Series(np.arange(len(test_ids)), index=test_ids)
+        order = row.loc[data.sample[self.id_col].astype(str).to_numpy()].to_numpy()
+        return fmt.frame(data.sample[self.id_col].to_numpy(), np.asarray(decoded)[order], self.task)
+
+    def score_submission(self, truth: pd.DataFrame, pred: pd.DataFrame) -> float:
+        """The metric of a submission frame against a solution frame of the same format and rows (the sandbox)."""
+        fmt = self.submission_format(list(truth.columns), _columns_as_classes(truth, self.id_col), "solution")
+        y, p = fmt.arrays(truth, pred)
+        return self.metric(y, p)
 
     def __repr__(self) -> str:
         return f"<Competition {self.name} ({self.task}, metric={self.metric})>"
+
+
+def _columns_as_classes(df: pd.DataFrame, id_col: str) -> list[str] | None:
+    cols = [c for c in df.columns if c != id_col]
+    return cols if len(cols) > 1 else None

@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 from sklearn.base import TransformerMixin
 from sklearn.pipeline import Pipeline
 from torch import nn
 
-from kit import train
-from kit.errors import DataError
+from kit import learner
+from kit.errors import DataError, KitError
 from kit.io import read_csv, show
 from kit.preprocess import make_preprocessor
 from kit.spec import Competition, Data, FoldOutput
@@ -31,13 +30,24 @@ def mlp(n_in: int, n_out: int, width: int = 128, depth: int = 1, dropout: float 
     return nn.Sequential(*layers)
 
 
+# The MLP's defaults for a competition that declares none: two hidden layers, light dropout and weight decay,
+# fit_one_cycle; chosen on the contract benchmark (bench/results/contract.md), not per competition.
+DEFAULT_PARAMS: dict[str, Any] = {
+    "width": 128, "depth": 2, "dropout": 0.1, "wd": 0.01, "epochs": 30, "lr": 3e-3, "bs": 64, "n_models": 1,
+}
+
+
 class TabularCompetition(Competition):
-    """A competition on one training table: raw columns in, sklearn features, fastai model on the result."""
+    """A competition on one training table: raw columns in, sklearn features, fastai model on the result.
+
+    Declaring the columns is enough: the MLP's defaults and search space below work for any task.
+    """
 
     raw_columns: ClassVar[list[str]] = []  # must exist in train and test
     raw_numeric: ClassVar[list[str]] = []  # must parse as numbers where present
     numeric_features: ClassVar[list[str]] = []  # after the feature steps: imputed + scaled
     categorical_features: ClassVar[list[str]] = []  # after the feature steps: one-hot
+    default_params: ClassVar[dict[str, Any]] = dict(DEFAULT_PARAMS)
 
     def feature_steps(self, params: dict[str, Any]) -> list[tuple[str, TransformerMixin]]:
         """sklearn steps run before the shared ColumnTransformer (fit on the training fold, with its labels)."""
@@ -53,17 +63,45 @@ class TabularCompetition(Competition):
                                                                            self.categorical_features))]
         return Pipeline(steps)
 
-    def load(self, data_dir: Path) -> Data:
-        """Read train, test and sample submission, checking columns, numbers and ids."""
+    def check_params(self, params: dict[str, Any]) -> None:
+        """Reject unknown names and values the MLP cannot use."""
+        super().check_params(params)
+        for key in ("width", "depth", "epochs", "bs", "n_models"):
+            if key in params and int(params[key]) < 1:
+                raise KitError(f"{self.name}: {key} must be >= 1 (got {params[key]})")
+        if "dropout" in params and not 0 <= float(params["dropout"]) < 1:
+            raise KitError(f"{self.name}: dropout must be in [0, 1) (got {params['dropout']})")
+        if float(params.get("lr", 1e-3)) <= 0 or float(params.get("wd", 0.0)) < 0:
+            raise KitError(f"{self.name}: lr must be > 0 and wd >= 0 (got lr={params.get('lr')}, "
+                           f"wd={params.get('wd')})")
+
+    def search_space(self, trial) -> dict[str, Any]:
+        """lr, epochs, width, depth, dropout, weight decay, batch size."""
+        return {
+            "lr": trial.suggest_float("lr", 3e-4, 3e-2, log=True),
+            "epochs": trial.suggest_int("epochs", 5, 40, step=5),
+            "width": trial.suggest_categorical("width", [32, 64, 128, 256]),
+            "depth": trial.suggest_int("depth", 1, 3),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+            "wd": trial.suggest_float("wd", 1e-4, 0.3, log=True),
+            "bs": trial.suggest_categorical("bs", [32, 64, 128]),
+        }
+
+    def _paths(self, data_dir: Path) -> dict[str, Path]:
         data_dir = Path(data_dir)
-        hint = self.data_hint(data_dir)
         paths = {k: data_dir / f for k, f in
                  (("train", self.train_file), ("test", self.test_file), ("sample", self.sample_file))}
         for p in paths.values():
             if not p.is_file():
-                raise DataError(f"{p}: file not found; {hint}")
+                raise DataError(f"{p}: file not found; {self.data_hint(data_dir)}")
+        return paths
+
+    def load(self, data_dir: Path) -> Data:
+        """Read train, test and sample submission, checking columns, numbers, ids and the target."""
+        paths = self._paths(data_dir)
+        numeric_target = [self.target_col] if not self.task.classification else []
         train = read_csv(paths["train"], required=[self.id_col, self.target_col, *self.raw_columns],
-                         numeric=[self.target_col, *self.raw_numeric])
+                         numeric=[*numeric_target, *self.raw_numeric])
         test = read_csv(paths["test"], required=[self.id_col, *self.raw_columns], numeric=self.raw_numeric)
         sample = read_csv(paths["sample"], required=[self.id_col])
         for name, df in (("train", train), ("test", test)):
@@ -76,33 +114,16 @@ class TabularCompetition(Competition):
         if missing:
             raise DataError(f"{paths['sample']}: {len(missing)} id(s) not in {paths['test'].name} "
                             f"(e.g. {sorted(missing)[0]})")
-        y = self.target(train, paths["train"])
+        y, classes = self.task.encode(train[self.target_col], str(paths["train"]))
+        self.submission_format(list(sample.columns), classes, where=str(paths["sample"]))  # fails early if unusable
         groups = train[self.group_col].to_numpy() if self.group_col else None
-        return Data(train=train, test=test, sample=sample, y=y, files=paths, groups=groups)
+        return Data(train=train, test=test, sample=sample, y=y, files=paths, classes=classes, groups=groups)
 
-    def target(self, train: pd.DataFrame, path: Path) -> np.ndarray:
-        """The target column as an array, checked against the task."""
-        y = train[self.target_col]
-        if y.isna().any():
-            i = int(y.isna().to_numpy().argmax())
-            raise DataError(f"{path}: row {i + 2}, column {self.target_col}: missing target")
-        if self.task == "binary":
-            bad = ~y.isin([0, 1])
-            if bad.any():
-                i = int(bad.to_numpy().argmax())
-                raise DataError(f"{path}: row {i + 2}, column {self.target_col}: {show(y.iloc[i])} is not 0 or 1")
-            return y.to_numpy().astype(np.int64)
-        if self.task == "multiclass":
-            return y.to_numpy().astype(np.int64)
-        return y.to_numpy().astype(np.float64)
-
-    def n_outputs(self, data: Data) -> int:
-        """1 for binary/regression, the number of classes otherwise."""
-        if self.task == "multiclass":
-            return int(data.y.max()) + 1
-        if self.task == "multilabel":
-            return int(data.y.shape[1])
-        return 1
+    def read_classes(self, data_dir: Path) -> list | None:
+        """The training file's classes, reading only its target column."""
+        path = self._paths(data_dir)["train"]
+        col = read_csv(path, required=[self.target_col], usecols=[self.target_col])[self.target_col]
+        return self.task.encode(col, str(path))[1]
 
     def fold_arrays(
         self, data: Data, train_idx: np.ndarray, valid_idx: np.ndarray, params: dict[str, Any]
@@ -125,25 +146,24 @@ class TabularCompetition(Competition):
         callbacks: list | None = None,
         progress: bool = True,
     ) -> FoldOutput:
-        """Features on the fold, then `n_models` fastai Learners (seeds seed, seed+1000, ...) averaged."""
+        """Features on the fold, then `n_models` fastai Learners (seeds seed, seed+1000, ...) averaged.
+
+        Regression targets are scaled on the training fold (the task's TargetScaler) and predictions unscaled.
+        """
         x_train, x_valid, x_test = self.fold_arrays(data, train_idx, valid_idx, params)
+        scaler = self.task.fit_target(data.y[train_idx])
+        y_train, y_valid = scaler.transform_y(data.y[train_idx]), scaler.transform_y(data.y[valid_idx])
+        n_out = self.task.n_outputs(data.y, data.classes)
         valid, test, hist = [], [], []
         for m in range(int(params.get("n_models", 1))):
-            train.seed_everything(seed + 1000 * m)
-            dls, test_dl = train.tensor_dataloaders(
-                x_train, data.y[train_idx], x_valid, data.y[valid_idx], x_test, int(params.get("bs", 64)), self.task
+            learner.seed_everything(seed + 1000 * m)
+            dls, test_dl = learner.tensor_dataloaders(
+                x_train, y_train, x_valid, y_valid, x_test, int(params.get("bs", 64)), self.task
             )
-            model = self.model(x_train.shape[1], self.n_outputs(data), params)
-            learn = train.make_learner(dls, model, self.task, params)
+            learn = learner.make_learner(dls, self.model(x_train.shape[1], n_out, params), self.task, params)
             # pruning callbacks watch the first model only: later ones would report the same epochs again
-            train.fit(learn, params, cbs=callbacks if m == 0 else None, progress=progress)
-            hist = hist or train.history(learn)  # before predicting: get_preds resets the Recorder
-            valid.append(train.predict(learn, dls.valid, self.task))
-            test.append(train.predict(learn, test_dl, self.task))
+            learner.fit(learn, params, cbs=callbacks if m == 0 else None, progress=progress)
+            hist = hist or learner.history(learn)  # before predicting: get_preds resets the Recorder
+            valid.append(scaler.inverse(learner.predict(learn, dls.valid, self.task)))
+            test.append(scaler.inverse(learner.predict(learn, test_dl, self.task)))
         return FoldOutput(valid=np.mean(valid, axis=0), test=np.mean(test, axis=0), history=hist)
-
-    def submission(self, data: Data, test_pred: np.ndarray) -> pd.DataFrame:
-        """`id, target` in the sample submission's order."""
-        pred = pd.Series(np.asarray(test_pred), index=data.test[self.id_col].to_numpy())
-        ids = data.sample[self.id_col].to_numpy()
-        return pd.DataFrame({self.id_col: ids, self.target_col: pred.loc[ids].to_numpy()})

@@ -8,11 +8,13 @@ itself, and no library searches per-class thresholds for a samples-averaged F-be
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from kit import metrics
+from kit.metrics import Metric
 
 DEFAULT_GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)
 
@@ -57,28 +59,43 @@ def _curve_fbeta(y: np.ndarray, probs: np.ndarray, grid: np.ndarray, beta: float
     return out
 
 
-def threshold_curve(y: np.ndarray, probs: np.ndarray, metric: str, grid: np.ndarray = DEFAULT_GRID) -> np.ndarray:
-    """The metric at every threshold of `grid` (one threshold shared by all outputs)."""
+def threshold_curve(
+    y: np.ndarray,
+    probs: np.ndarray,
+    metric: Metric | str,
+    grid: np.ndarray = DEFAULT_GRID,
+    post: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """The metric at every threshold of `grid` (one threshold shared by all outputs).
+
+    `post` changes the thresholded 0/1 predictions before scoring (e.g. at least one label per row).
+    """
+    metric = metrics.get(metric)
     probs = np.asarray(probs, dtype=np.float64)
     grid = np.asarray(grid, dtype=np.float64)
-    if metric == "accuracy":
+    if post is None and metric.name == "accuracy":
         return _curve_accuracy(y, probs, grid)
-    if metric == "f2_samples":
-        return _curve_fbeta(y, probs, grid, beta=2.0)
-    fn = metrics.METRICS[metric]
-    return np.array([fn(y, (probs >= t).astype(np.int64)) for t in grid])
+    if post is None and metric.name in ("f2_samples", "f1_samples"):
+        return _curve_fbeta(y, probs, grid, beta=2.0 if metric.name == "f2_samples" else 1.0)
+    post = post or (lambda pred: pred)
+    return np.array([metric(y, post((probs >= t).astype(np.int64))) for t in grid])
 
 
 def best_threshold(
-    y: np.ndarray, probs: np.ndarray, metric: str, grid: np.ndarray = DEFAULT_GRID
+    y: np.ndarray,
+    probs: np.ndarray,
+    metric: Metric | str,
+    grid: np.ndarray = DEFAULT_GRID,
+    post: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> ThresholdResult:
-    """The grid threshold maximising `metric`; ties go to the threshold nearest 0.5 (the least tuned)."""
+    """The grid threshold with the best `metric` (its direction respected); ties go to the threshold nearest 0.5."""
+    metric = metrics.get(metric)
     grid = np.asarray(grid, dtype=np.float64)
-    curve = threshold_curve(y, probs, metric, grid)
-    best = curve.max()
-    candidates = np.flatnonzero(np.isclose(curve, best, rtol=0, atol=1e-12))
+    curve = threshold_curve(y, probs, metric, grid, post)
+    signed = curve if metric.greater_is_better else -curve
+    candidates = np.flatnonzero(np.isclose(signed, signed.max(), rtol=0, atol=1e-12))
     i = candidates[np.argmin(np.abs(grid[candidates] - 0.5))]
-    baseline = float(threshold_curve(y, probs, metric, np.array([0.5]))[0])
+    baseline = float(threshold_curve(y, probs, metric, np.array([0.5]), post)[0])
     return ThresholdResult(float(grid[i]), float(curve[i]), baseline, grid, curve)
 
 

@@ -49,13 +49,13 @@ mkdir -p "$TMP/work"
 "$PY" -m competitions.titanic.synthetic "$TMP/work/data" --n 150 --n-test 40 >/dev/null
 # create the tables and the study once, as the first `kit tune` on a fresh database would (two processes
 # creating tables at the same instant can collide), then start two independent workers at the same time
-"$PY" -c "import optuna, sys; from kit.tune_storage import open_storage
+"$PY" -c "import optuna, sys; from kit.tune.storage import open_storage
 optuna.create_study(storage=open_storage(sys.argv[1]), study_name='distributed', direction='maximize')" "$URL"
 ARGS=(--comp titanic --data-dir "$TMP/work/data" --storage "$URL" --study distributed --folds 2 --set epochs=3 --threads 1
       --runs "$TMP/work/runs" --out "$TMP/work/subs" --no-refit)
 pids=()
 for w in 1 2; do
-    (cd "$TMP/work" && PYTHONPATH="$REPO" "$PY" -m kit.tune "${ARGS[@]}" --worker "$w" \
+    (cd "$TMP/work" && PYTHONPATH="$REPO" "$PY" -m kit tune "${ARGS[@]}" --worker "$w" \
         --n-trials "$TRIALS_PER_WORKER" >"$TMP/worker$w.log" 2>&1) &
     pids+=($!)
 done
@@ -73,7 +73,7 @@ import sys
 import optuna
 from optuna.trial import TrialState
 
-from kit.tune_storage import open_storage
+from kit.tune.storage import open_storage
 
 url, per_worker = sys.argv[1], int(sys.argv[2])
 study = optuna.load_study(study_name="distributed", storage=open_storage(url))

@@ -1,4 +1,4 @@
-"""kit.kaggle_api without a server: where credentials come from, what errors say, backoff, the lazy import;
+"""kit.kaggle without a server: where credentials come from, what errors say, backoff, the lazy import;
 and the ledger's event folding."""
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from kit import kaggle_api as ka
-from kit.ledger import Ledger
+from kit.kaggle import errors as ke
+from kit.kaggle.client import Kaggle
+from kit.kaggle.credentials import find_credentials
+from kit.kaggle.ledger import Ledger
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,12 +34,12 @@ def _kaggle_json(tmp_path: Path, obj: object, mode: int = 0o600) -> Path:
 def test_credentials_in_the_clients_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     path = _kaggle_json(tmp_path, {"username": "alice", "key": "filekey123"})
-    c = ka.find_credentials(_env(tmp_path))
+    c = find_credentials(_env(tmp_path))
     assert (c.source, c.username, c.secret) == (str(path), "alice", "filekey123")
     assert "filekey123" not in repr(c)
-    c = ka.find_credentials(_env(tmp_path, KAGGLE_USERNAME="bob", KAGGLE_KEY="envkey456"))
+    c = find_credentials(_env(tmp_path, KAGGLE_USERNAME="bob", KAGGLE_KEY="envkey456"))
     assert (c.source, c.username, c.secret) == ("KAGGLE_USERNAME/KAGGLE_KEY", "bob", "envkey456")
-    c = ka.find_credentials(_env(tmp_path, KAGGLE_API_TOKEN="tok789xyz"))
+    c = find_credentials(_env(tmp_path, KAGGLE_API_TOKEN="tok789xyz"))
     assert (c.source, c.secret) == ("KAGGLE_API_TOKEN", "tok789xyz")
     assert capsys.readouterr().err == ""  # 600: no warning
 
@@ -45,7 +47,7 @@ def test_credentials_in_the_clients_order(tmp_path: Path, monkeypatch: pytest.Mo
 def test_kaggle_json_readable_by_others_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     path = _kaggle_json(tmp_path, {"username": "alice", "key": "filekey123"}, mode=0o644)
-    ka.find_credentials(_env(tmp_path))
+    find_credentials(_env(tmp_path))
     err = capsys.readouterr().err
     assert f"chmod 600 {path}" in err and "filekey123" not in err
 
@@ -57,9 +59,9 @@ def test_missing_or_broken_credentials(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     if content is not None:
         _kaggle_json(tmp_path, content)
-    with pytest.raises(ka.NoCredentials, match=words) as e:
-        ka.find_credentials(_env(tmp_path))
-    assert e.value.exit_code == ka.EXIT_NO_CREDENTIALS
+    with pytest.raises(ke.NoCredentials, match=words) as e:
+        find_credentials(_env(tmp_path))
+    assert e.value.exit_code == ke.EXIT_NO_CREDENTIALS
     assert "KAGGLE_USERNAME and KAGGLE_KEY" in str(e.value) and "\n" not in str(e.value)
 
 
@@ -73,20 +75,20 @@ def _response(status: int, headers: dict | None = None) -> requests.Response:
 def test_errors_translate_to_one_line_and_distinct_codes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAGGLE_USERNAME", "alice")
     monkeypatch.setenv("KAGGLE_KEY", "supersecretkey")
-    kg = ka.Kaggle("titanic")
+    kg = Kaggle("titanic")
     cases = {
-        requests.HTTPError("x", response=_response(401)): (ka.EXIT_UNAUTHORIZED, "HTTP 401"),
-        requests.HTTPError("x", response=_response(403)): (ka.EXIT_FORBIDDEN, "competitions/titanic/rules"),
-        requests.HTTPError("x", response=_response(404)): (ka.EXIT_NOT_FOUND, "'titanic' not found"),
-        requests.HTTPError("x", response=_response(429)): (ka.EXIT_RATE_LIMITED, "rate limiting"),
-        requests.HTTPError("x", response=_response(502)): (ka.EXIT_SERVER_ERROR, "HTTP 502"),
+        requests.HTTPError("x", response=_response(401)): (ke.EXIT_UNAUTHORIZED, "HTTP 401"),
+        requests.HTTPError("x", response=_response(403)): (ke.EXIT_FORBIDDEN, "competitions/titanic/rules"),
+        requests.HTTPError("x", response=_response(404)): (ke.EXIT_NOT_FOUND, "'titanic' not found"),
+        requests.HTTPError("x", response=_response(429)): (ke.EXIT_RATE_LIMITED, "rate limiting"),
+        requests.HTTPError("x", response=_response(502)): (ke.EXIT_SERVER_ERROR, "HTTP 502"),
         requests.HTTPError("daily Submission allowance used supersecretkey", response=_response(400)):
-            (ka.EXIT_LIMIT_REACHED, "limit reached"),
+            (ke.EXIT_LIMIT_REACHED, "limit reached"),
         requests.ConnectionError("Max retries exceeded (Caused by NameResolutionError(...))"):
-            (ka.EXIT_OFFLINE, "DNS lookup failed"),
-        requests.ConnectionError("[Errno 111] Connection refused"): (ka.EXIT_OFFLINE, "connection refused"),
-        requests.ReadTimeout("read timed out"): (ka.EXIT_OFFLINE, "no answer from Kaggle"),
-        ValueError("odd supersecretkey thing"): (ka.EXIT_KAGGLE_OTHER, "ValueError: odd *** thing"),
+            (ke.EXIT_OFFLINE, "DNS lookup failed"),
+        requests.ConnectionError("[Errno 111] Connection refused"): (ke.EXIT_OFFLINE, "connection refused"),
+        requests.ReadTimeout("read timed out"): (ke.EXIT_OFFLINE, "no answer from Kaggle"),
+        ValueError("odd supersecretkey thing"): (ke.EXIT_KAGGLE_OTHER, "ValueError: odd *** thing"),
     }
     codes = set()
     for exc, (code, words) in cases.items():
@@ -100,7 +102,7 @@ def test_errors_translate_to_one_line_and_distinct_codes(monkeypatch: pytest.Mon
 def test_backoff_is_exponential_jittered_bounded_and_honours_retry_after(monkeypatch) -> None:
     monkeypatch.setenv("KAGGLE_API_TOKEN", "tok-abc")
     monkeypatch.setenv("KIT_KAGGLE_BACKOFF_S", "1")
-    kg = ka.Kaggle()
+    kg = Kaggle()
     for attempt in range(8):
         d = [kg.delay(attempt) for _ in range(50)]
         cap = min(60.0, 2.0**attempt)
@@ -113,14 +115,14 @@ def test_retries_are_bounded(monkeypatch, capsys) -> None:
     monkeypatch.setenv("KAGGLE_API_TOKEN", "tok-abc")
     monkeypatch.setenv("KIT_KAGGLE_RETRIES", "3")
     monkeypatch.setenv("KIT_KAGGLE_BACKOFF_S", "0.001")
-    kg = ka.Kaggle("titanic")
+    kg = Kaggle("titanic")
     tries = []
 
     def flaky():
         tries.append(1)
         raise requests.HTTPError("x", response=_response(503))
 
-    with pytest.raises(ka.ServerError):
+    with pytest.raises(ke.ServerError):
         kg.call("testing", flaky)
     assert len(tries) == 3
     tries.clear()
@@ -129,14 +131,15 @@ def test_retries_are_bounded(monkeypatch, capsys) -> None:
         tries.append(1)
         raise requests.HTTPError("x", response=_response(403))
 
-    with pytest.raises(ka.Forbidden):
+    with pytest.raises(ke.Forbidden):
         kg.call("testing", forbidden)
     assert len(tries) == 1  # not retried
 
 
 def test_client_is_imported_lazily() -> None:
-    code = ("import sys, kit.kaggle_api, kit.download, kit.submissions, kit.ledger, kit.submit, kit.sandbox; "
-            "sys.exit(int('kaggle' in sys.modules))")
+    code = ("import sys, kit.kaggle, kit.kaggle.client, kit.kaggle.download, kit.kaggle.submissions, "
+            "kit.kaggle.ledger, kit.commands.download, kit.commands.submit, kit.commands.submissions, "
+            "kit.commands.sandbox, kit.sandbox, kit.sandbox.demo; sys.exit(int('kaggle' in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=120).returncode == 0
 
 

@@ -21,10 +21,9 @@ import pandas as pd
 import pytest
 import requests
 
-from kit import download as kit_download
-from kit import submissions as kit_submissions
-from kit import submit as kit_submit
-from kit.kaggle_api import (
+from kit import cli as kit_cli
+from kit import registry
+from kit.kaggle.errors import (
     EXIT_DUPLICATE,
     EXIT_FORBIDDEN,
     EXIT_LIMIT_REACHED,
@@ -35,12 +34,13 @@ from kit.kaggle_api import (
     EXIT_SERVER_ERROR,
     EXIT_UNAUTHORIZED,
 )
-from kit.ledger import Ledger
+from kit.kaggle.ledger import Ledger
 from kit.sandbox import Sandbox, client_env
-from kit.sandbox.data import PLANET_SLUG, PRIVATE_FILES, make_planet, make_titanic
+from kit.sandbox.data import PRIVATE_FILES, make_competition
 
 SECRET = "kitSECRETkey0123456789abcdef"
 REPO = Path(__file__).resolve().parents[1]
+PLANET_SLUG = registry.get("planet").slug
 DIRECT = requests.Session()  # test-side control calls: straight to the sandbox, whatever proxies the machine has
 DIRECT.trust_env = False
 
@@ -49,7 +49,7 @@ DIRECT.trust_env = False
 def sandbox_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A sandbox folder with a small generated titanic competition."""
     root = tmp_path_factory.mktemp("sandbox")
-    make_titanic(root, seed=3, n_train=160, n_test=60)
+    make_competition(root, "titanic", seed=3, n_train=160, n_test=60)
     return root
 
 
@@ -86,8 +86,9 @@ def calls(sb: Sandbox, route: str) -> int:
     return sum(1 for _, r, _ in sb.state()["requests"] if r == route)
 
 
-def cli(module, *argv: str) -> int:
-    return module.main(list(argv))
+def cli(command: str, *argv: str) -> int:
+    """`kit <command> ...` in this process, through the console script's dispatcher."""
+    return kit_cli.main([command, *argv])
 
 
 def assert_no_secret(capsys, *paths: Path) -> str:
@@ -103,7 +104,7 @@ def assert_no_secret(capsys, *paths: Path) -> str:
 
 
 def get_data(sb: Sandbox) -> Path:
-    assert cli(kit_download, "--comp", "titanic", "--quiet") == 0
+    assert cli("download", "--comp", "titanic", "--quiet") == 0
     return Path("data/titanic")
 
 
@@ -116,27 +117,25 @@ def sample_copy(name: str = "g.csv", flip: int = 0) -> Path:
 
 
 def test_download_train_submit_wait_list(sandbox: Sandbox, capsys) -> None:
-    from kit import train as kit_train
-
     data = get_data(sandbox)
     assert sorted(p.name for p in data.iterdir()) == [".kit-download.json", "gender_submission.csv", "test.csv",
                                                       "train.csv"]
     assert not (data / "solution.csv").exists()
     assert (data / "train.csv").read_bytes() == (sandbox.root / "titanic" / "train.csv").read_bytes()
-    assert cli(kit_download, "--comp", "titanic") == 0  # unchanged: listed, not downloaded again
+    assert cli("download", "--comp", "titanic") == 0  # unchanged: listed, not downloaded again
     assert calls(sandbox, "download") == 1 and calls(sandbox, "ListDataFiles") == 2
     assert "up to date" in capsys.readouterr().out
 
-    assert cli(kit_train, "--comp", "titanic", "--data-dir", str(data), "--folds", "2", "--set", "epochs=1",
+    assert cli("train", "--comp", "titanic", "--data-dir", str(data), "--folds", "2", "--set", "epochs=1",
                "--quiet") == 0
     capsys.readouterr()
-    assert cli(kit_submit, "--comp", "titanic", "--wait", "-m", "tiny e2e") == 0
+    assert cli("submit", "--comp", "titanic", "--wait", "-m", "tiny e2e") == 0
     out = capsys.readouterr().out
     sub = sandbox.submissions[0]
     assert f"public score: {sub.public_score:.5f}" in out
     assert sub.description == "tiny e2e" and sub.file_name.endswith(".csv")
 
-    assert cli(kit_submissions, "--comp", "titanic") == 0
+    assert cli("submissions", "--comp", "titanic") == 0
     listing = capsys.readouterr().out
     assert f"{sub.ref}*" in listing and f"{sub.public_score:.5f}" in listing and "complete" in listing
     (entry,) = Ledger(Path("submissions/ledger.jsonl")).entries("titanic")
@@ -146,9 +145,9 @@ def test_download_train_submit_wait_list(sandbox: Sandbox, capsys) -> None:
 
     # the same file again: refused without --force, nothing sent
     uploads = calls(sandbox, "upload")
-    assert cli(kit_submit, "--comp", "titanic") == EXIT_DUPLICATE
+    assert cli("submit", "--comp", "titanic") == EXIT_DUPLICATE
     assert "--force" in capsys.readouterr().err and calls(sandbox, "upload") == uploads
-    assert cli(kit_submit, "--comp", "titanic", "--force", "-m", "") == 0  # an empty message is allowed
+    assert cli("submit", "--comp", "titanic", "--force", "-m", "") == 0  # an empty message is allowed
     assert len(sandbox.submissions) == 2 and sandbox.submissions[1].description == ""
     assert_no_secret(capsys, Path("."))
 
@@ -156,11 +155,11 @@ def test_download_train_submit_wait_list(sandbox: Sandbox, capsys) -> None:
 def test_bearer_token_from_env(sandbox: Sandbox, capsys, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "empty"))
     monkeypatch.setenv("KAGGLE_API_TOKEN", "tok-" + SECRET)
-    assert cli(kit_submissions, "--comp", "titanic") == 0
+    assert cli("submissions", "--comp", "titanic") == 0
     assert "no submissions" in capsys.readouterr().out
     assert calls(sandbox, "IntrospectToken") >= 1
     monkeypatch.setenv("KAGGLE_API_TOKEN", "revoked-token-000")
-    assert cli(kit_submissions, "--comp", "titanic") == EXIT_UNAUTHORIZED
+    assert cli("submissions", "--comp", "titanic") == EXIT_UNAUTHORIZED
     err = capsys.readouterr().err
     assert "rejected the API token" in err and "revoked-token-000" not in err
     assert_no_secret(capsys, Path("."))
@@ -171,14 +170,14 @@ def test_invalid_submission_refused_before_sending(sandbox: Sandbox, capsys) -> 
     n = len(sandbox.state()["requests"])
     bad = pd.read_csv("data/titanic/gender_submission.csv").iloc[:-1]
     bad.to_csv("short.csv", index=False)
-    assert cli(kit_submit, "--comp", "titanic", "--file", "short.csv") == 4
+    assert cli("submit", "--comp", "titanic", "--file", "short.csv") == 4
     err = capsys.readouterr().err
     assert err.startswith("error: short.csv") and len(err.strip().splitlines()) == 1
     Path("notcsv.txt").write_text("a,b\n")
-    assert cli(kit_submit, "--comp", "titanic", "--file", "notcsv.txt") == 4
-    assert cli(kit_submit, "--comp", "titanic", "--file", "missing.csv") == 4
+    assert cli("submit", "--comp", "titanic", "--file", "notcsv.txt") == 4
+    assert cli("submit", "--comp", "titanic", "--file", "missing.csv") == 4
     assert "missing.csv: file not found" in capsys.readouterr().err
-    assert cli(kit_submit, "--comp", "nope", "--file", "short.csv") == 2
+    assert cli("submit", "--comp", "nope", "--file", "short.csv") == 2
     assert "unknown competition 'nope'" in capsys.readouterr().err
     assert len(sandbox.state()["requests"]) == n  # nothing sent
     assert not Path("submissions/ledger.jsonl").exists()
@@ -203,7 +202,7 @@ def test_submit_errors(sandbox: Sandbox, capsys, monkeypatch, spec, code, words)
     if spec.get("delay"):
         monkeypatch.setenv("KIT_KAGGLE_TIMEOUT_S", "0.5")
     fault(sandbox, **spec)
-    assert cli(kit_submit, "--comp", "titanic", "--file", str(f)) == code
+    assert cli("submit", "--comp", "titanic", "--file", str(f)) == code
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: ") and words in last
@@ -213,7 +212,7 @@ def test_submit_errors(sandbox: Sandbox, capsys, monkeypatch, spec, code, words)
     assert sandbox.submissions == []
     DIRECT.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
     # the ledger never blocks a file Kaggle did not get: the next submit reconciles and goes through
-    assert cli(kit_submit, "--comp", "titanic", "--file", str(f)) == 0
+    assert cli("submit", "--comp", "titanic", "--file", str(f)) == 0
     states = sorted(e.state for e in Ledger(Path("submissions/ledger.jsonl")).entries("titanic"))
     assert states.count("submitted") == 1 and len(sandbox.submissions) == 1
     assert set(states) <= {"submitted", "failed", "abandoned"}
@@ -224,7 +223,7 @@ def test_retry_after_server_error_does_not_submit_twice(sandbox: Sandbox, capsys
     get_data(sandbox)
     f = sample_copy()
     fault(sandbox, match="CreateSubmission", status=500, after=True)  # Kaggle made it, then answered 500
-    assert cli(kit_submit, "--comp", "titanic", "--file", str(f), "--wait") == 0
+    assert cli("submit", "--comp", "titanic", "--file", str(f), "--wait") == 0
     assert len(sandbox.submissions) == 1
     (entry,) = Ledger(Path("submissions/ledger.jsonl")).entries("titanic")
     assert entry.ref == sandbox.submissions[0].ref and entry.status == "complete"
@@ -233,7 +232,7 @@ def test_retry_after_server_error_does_not_submit_twice(sandbox: Sandbox, capsys
 def test_transient_429_is_retried(sandbox: Sandbox, capsys) -> None:
     get_data(sandbox)
     fault(sandbox, match="ListSubmissions", status=429, retry_after=0)
-    assert cli(kit_submissions, "--comp", "titanic") == 0
+    assert cli("submissions", "--comp", "titanic") == 0
     assert calls(sandbox, "ListSubmissions") == 2
 
 
@@ -243,14 +242,14 @@ def test_unauthorized_and_no_credentials(sandbox: Sandbox, capsys, monkeypatch, 
     (cfg / "kaggle.json").write_text(json.dumps({"username": "tester", "key": "stale-key-000"}))
     (cfg / "kaggle.json").chmod(0o600)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(cfg))
-    assert cli(kit_download, "--comp", "titanic") == EXIT_UNAUTHORIZED
+    assert cli("download", "--comp", "titanic") == EXIT_UNAUTHORIZED
     err = capsys.readouterr().err
     assert "HTTP 401" in err and "stale-key-000" not in err
     assert not Path("data").exists() or not any(Path("data").rglob("*"))
 
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "none"))
     n = len(sandbox.state()["requests"])
-    assert cli(kit_submissions, "--comp", "titanic") == EXIT_NO_CREDENTIALS
+    assert cli("submissions", "--comp", "titanic") == EXIT_NO_CREDENTIALS
     err = capsys.readouterr().err
     assert "no Kaggle credentials" in err and "KAGGLE_USERNAME" in err and "kaggle.json" in err
     assert len(sandbox.state()["requests"]) == n
@@ -260,28 +259,28 @@ def test_offline_download_leaves_no_partial_files(sandbox: Sandbox, capsys, monk
     get_data(sandbox)
     before = {p: p.read_bytes() for p in Path("data").rglob("*") if p.is_file()}
     fault(sandbox, match="download", status=500, times=-1)  # the zip itself fails
-    assert cli(kit_download, "--comp", "titanic", "--force", "--quiet") == EXIT_SERVER_ERROR
+    assert cli("download", "--comp", "titanic", "--force", "--quiet") == EXIT_SERVER_ERROR
     assert {p: p.read_bytes() for p in Path("data").rglob("*") if p.is_file()} == before  # no staging left
     DIRECT.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
     stale = Path("data/.titanic.download-killed/zip/titanic.zip")  # what a killed download leaves
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"PK partial")
     os.utime(stale, (0, 0))
-    assert cli(kit_download, "--comp", "titanic", "--force", "--quiet") == 0
+    assert cli("download", "--comp", "titanic", "--force", "--quiet") == 0
     assert sorted(p.name for p in Path("data").iterdir()) == ["titanic"]
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
-    assert cli(kit_download, "--comp", "titanic", "--force") == EXIT_OFFLINE
+    assert cli("download", "--comp", "titanic", "--force") == EXIT_OFFLINE
     assert "connection refused" in capsys.readouterr().err
 
 
 def test_daily_limit_checked_before_upload(sandbox: Sandbox, capsys) -> None:
     sandbox.daily_limit = 1
     get_data(sandbox)
-    assert cli(kit_submit, "--comp", "titanic", "--file", str(sample_copy("a.csv"))) == 0
+    assert cli("submit", "--comp", "titanic", "--file", str(sample_copy("a.csv"))) == 0
     assert "0 submission(s) left today" in capsys.readouterr().out
     uploads = calls(sandbox, "StartSubmissionUpload")
-    assert cli(kit_submit, "--comp", "titanic", "--file", str(sample_copy("b.csv", flip=3))) == EXIT_LIMIT_REACHED
+    assert cli("submit", "--comp", "titanic", "--file", str(sample_copy("b.csv", flip=3))) == EXIT_LIMIT_REACHED
     assert "limit reached" in capsys.readouterr().err
     assert calls(sandbox, "StartSubmissionUpload") == uploads
     assert [e.state for e in Ledger(Path("submissions/ledger.jsonl")).entries("titanic")] == ["submitted"]
@@ -293,7 +292,7 @@ def test_killed_submit_is_reconciled(sandbox: Sandbox, capsys) -> None:
     # Kaggle creates the submission, then the answer is held back while the submit process is killed
     fault(sandbox, match="CreateSubmission", after=True, delay=60)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "kit.submit", "--comp", "titanic", "--file", str(f),
+    proc = subprocess.Popen([sys.executable, "-m", "kit", "submit", "--comp", "titanic", "--file", str(f),
                              "-m", "killed"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -306,11 +305,11 @@ def test_killed_submit_is_reconciled(sandbox: Sandbox, capsys) -> None:
     ledger = Ledger(Path("submissions/ledger.jsonl"))
     assert [e.state for e in ledger.entries()] == ["pending"]
     DIRECT.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
-    assert cli(kit_submissions, "--comp", "titanic") == 0
+    assert cli("submissions", "--comp", "titanic") == 0
     (entry,) = ledger.entries()
     assert (entry.state, entry.ref, entry.reconciled) == ("submitted", sandbox.submissions[0].ref, True)
     assert entry.status == "complete"
-    assert cli(kit_submit, "--comp", "titanic", "--file", str(f), "-m", "killed") == EXIT_DUPLICATE
+    assert cli("submit", "--comp", "titanic", "--file", str(f), "-m", "killed") == EXIT_DUPLICATE
     assert len(sandbox.submissions) == 1
 
 
@@ -354,7 +353,7 @@ def evil_7z(dest: Path, name: str) -> Path:
 @pytest.fixture(scope="module")
 def planet_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny generated Planet competition with plain folders (what data/planet/ must look like after download)."""
-    return make_planet(tmp_path_factory.mktemp("planet-src"), seed=5, n_train=6, n_test=4, size=8)
+    return make_competition(tmp_path_factory.mktemp("planet-src"), "planet", seed=5, n_train=6, n_test=4, size=8)
 
 
 @pytest.fixture
@@ -381,7 +380,7 @@ def tree(d: Path) -> dict[str, bytes]:
 def test_planet_tar_7z_unpacked_into_the_layout_planet_loads(planet_sb: Sandbox, planet_src: Path, capsys) -> None:
     from competitions.planet import COMPETITION
 
-    assert cli(kit_download, "--comp", "planet", "--quiet") == 0
+    assert cli("download", "--comp", "planet", "--quiet") == 0
     data = Path("data/planet")
     got = tree(data)
     manifest = json.loads(got.pop(".kit-download.json"))
@@ -394,10 +393,10 @@ def test_planet_tar_7z_unpacked_into_the_layout_planet_loads(planet_sb: Sandbox,
     assert len(loaded.train) == 6 and len(loaded.test) == 4
     assert loaded.extra["bad_train"] == {} and loaded.extra["bad_test"] == {}
 
-    assert cli(kit_download, "--comp", "planet", "--quiet") == 0  # unchanged on Kaggle: nothing downloaded
+    assert cli("download", "--comp", "planet", "--quiet") == 0  # unchanged on Kaggle: nothing downloaded
     assert calls(planet_sb, "download") == 1 and "up to date" in capsys.readouterr().out
     (data / "train-jpg" / "train_0.jpg").unlink()  # an unpacked file went missing: downloaded again
-    assert cli(kit_download, "--comp", "planet", "--quiet") == 0
+    assert cli("download", "--comp", "planet", "--quiet") == 0
     again = tree(data)
     assert calls(planet_sb, "download") == 2 and again.pop(".kit-download.json") and again == got
 
@@ -408,16 +407,16 @@ def test_corrupt_7z_fails_in_one_line_and_writes_nothing(planet_sb: Sandbox, cap
     bad = bytearray(good)
     bad[40:48] = bytes(8)  # inside the compressed stream (the 7z start header is the first 32 bytes)
     archive.write_bytes(bytes(bad))
-    assert cli(kit_download, "--comp", "planet", "--quiet") == 3
+    assert cli("download", "--comp", "planet", "--quiet") == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: train-jpg.tar.7z: not a valid 7z archive or corrupt")
     assert list(Path("data").iterdir()) == []  # neither data/planet nor a staging folder
 
     archive.write_bytes(good)
-    assert cli(kit_download, "--comp", "planet", "--quiet") == 0
+    assert cli("download", "--comp", "planet", "--quiet") == 0
     before = tree(Path("data"))
     archive.write_bytes(bytes(bad[:len(bad) // 2]))  # truncated: Kaggle's list changes, so it is fetched again
-    assert cli(kit_download, "--comp", "planet", "--quiet") == 3
+    assert cli("download", "--comp", "planet", "--quiet") == 3
     assert "error: train-jpg.tar.7z: not a valid 7z archive" in capsys.readouterr().err
     assert tree(Path("data")) == before  # the earlier download is untouched
 
@@ -436,7 +435,7 @@ def test_path_traversal_in_archives_is_refused(planet_sb: Sandbox, tmp_path: Pat
     else:
         evil_7z(comp / archive, member)
         where = archive
-    assert cli(kit_download, "--comp", "planet", "--quiet") == 3
+    assert cli("download", "--comp", "planet", "--quiet") == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {where}: unsafe path {member!r} in the archive; refusing to unpack it"]
     assert not list(tmp_path.rglob("evil.jpg")) and list(Path("data").iterdir()) == []

@@ -1,18 +1,22 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from kit.losses import FlatBCEWithLogits, FlatCrossEntropy, FlatMSE, activation_for, loss_for, reference_bce_with_logits
+from kit import tasks
+from kit.losses import reference_bce_with_logits
 
 
-def test_reference_bce_equals_torch_on_random_data():
+def test_reference_bce_equals_torch_and_fastai_on_random_data():
+    from fastai.losses import BCEWithLogitsLossFlat
+
     g = torch.Generator().manual_seed(0)
     for _ in range(20):
         logits = torch.randn(257, 3, generator=g, dtype=torch.float64) * 5
         targets = (torch.rand(257, 3, generator=g) < 0.4).double()
         ours = reference_bce_with_logits(logits, targets)
-        ref = nn.BCEWithLogitsLoss()(logits, targets)
-        assert abs(ours.item() - ref.item()) < 1e-6
+        assert abs(ours.item() - nn.BCEWithLogitsLoss()(logits, targets).item()) < 1e-6
+        assert abs(ours.item() - float(BCEWithLogitsLossFlat()(logits, targets))) < 1e-6
 
 
 def test_reference_bce_float32_matches_within_1e6():
@@ -35,28 +39,38 @@ def test_reference_bce_finite_at_extreme_logits(x, t):
     assert torch.isinf(naive) == wrong
 
 
-def test_loss_follows_task():
-    assert isinstance(loss_for("binary"), FlatBCEWithLogits)
-    assert isinstance(loss_for("multilabel"), FlatBCEWithLogits)
-    assert isinstance(loss_for("multiclass"), FlatCrossEntropy)
-    assert isinstance(loss_for("regression"), FlatMSE)
+def test_the_loss_follows_the_task_and_is_fastais():
+    from fastai.losses import BaseLoss
+
+    expected = {"binary": nn.BCEWithLogitsLoss, "multilabel": nn.BCEWithLogitsLoss,
+                "multiclass": nn.CrossEntropyLoss, "regression": nn.MSELoss}
+    for name, torch_loss in expected.items():
+        loss = tasks.get(name).loss()
+        assert isinstance(loss, BaseLoss) and isinstance(loss.func, torch_loss), name
 
 
-def test_flat_losses_match_torch():
+def test_task_losses_match_torch_on_model_shaped_outputs():
     logits = torch.randn(10, 1)
     y = (torch.rand(10) < 0.5).float()
-    assert torch.allclose(loss_for("binary")(logits, y), nn.BCEWithLogitsLoss()(logits[:, 0], y))
+    assert torch.allclose(tasks.get("binary").loss()(logits, y), nn.BCEWithLogitsLoss()(logits[:, 0], y))
     ml = torch.randn(10, 4)
     yl = (torch.rand(10, 4) < 0.5).float()
-    assert torch.allclose(loss_for("multilabel")(ml, yl), nn.BCEWithLogitsLoss()(ml, yl))
+    assert torch.allclose(tasks.get("multilabel").loss()(ml, yl), nn.BCEWithLogitsLoss()(ml, yl))
     yc = torch.randint(0, 4, (10,))
-    assert torch.allclose(loss_for("multiclass")(ml, yc), nn.CrossEntropyLoss()(ml, yc))
+    assert torch.allclose(tasks.get("multiclass").loss()(ml, yc), nn.CrossEntropyLoss()(ml, yc))
     yr = torch.randn(10)
-    assert torch.allclose(loss_for("regression")(logits, yr), nn.MSELoss()(logits[:, 0], yr))
+    assert torch.allclose(tasks.get("regression").loss()(logits, yr), nn.MSELoss()(logits[:, 0], yr))
 
 
-def test_activation_shapes():
+def test_activation_is_the_losss_and_shapes_follow_the_task():
     out = torch.randn(5, 1)
-    assert activation_for("binary", out).shape == (5,)
-    assert torch.allclose(activation_for("multiclass", torch.randn(5, 3)).sum(1), torch.ones(5))
-    assert activation_for("multilabel", torch.randn(5, 1)).shape == (5, 1)
+    b = tasks.get("binary")
+    probs = b.outputs_to_probs(b.loss().activation(out).numpy())
+    assert probs.shape == (5,) and np.allclose(probs, torch.sigmoid(out[:, 0]).numpy())
+    m = tasks.get("multiclass")
+    assert np.allclose(m.outputs_to_probs(m.loss().activation(torch.randn(5, 3)).numpy()).sum(1), 1.0, atol=1e-6)
+    ml = tasks.get("multilabel")
+    assert ml.outputs_to_probs(ml.loss().activation(torch.randn(5, 1)).numpy()).shape == (5, 1)
+    # fastai's decodes agree with the task's untuned decoding
+    p = [[0.1, 0.7, 0.2]]
+    assert (m.loss().decodes(torch.tensor(p)).numpy() == m.decode_default(np.array(p))).all()

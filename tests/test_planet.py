@@ -17,10 +17,10 @@ from competitions.planet import PRESETS
 from competitions.planet.decoding import TAGS, WEATHER, apply_rules, choose_rules, weather_columns
 from competitions.planet.synthetic import FAINT_MISS, MISS_RATE, annotate, generate, render, sample_tags
 from kit import metrics, thresholds
+from kit.commands.train import main as train_main
 from kit.errors import DataError, KitError, SubmissionError
 from kit.run import train_and_submit
-from kit.submit import validate_submission
-from kit.train import main as train_main
+from kit.submission import validate_submission
 
 TINY = {"preset": "cpu", "size": 32, "epochs": 1, "bs": 16, "tta": 2}
 
@@ -180,12 +180,13 @@ def test_weather_argmax_always_yields_exactly_one_weather_tag():
             cloudy = out[:, cc] == 1
             assert cloudy.any() and (out[cloudy].sum(axis=1) == 1).all()
     # through the competition's decoding too
-    decoding = {"kind": "per_class", "thresholds": [0.5] * len(classes),
+    base = {"kind": "per_class", "thresholds": [0.5] * len(classes), "at_least_one": True}
+    decoding = {"kind": "planet_weather", "base": base,
                 "weather": {"weather_argmax": True, "cloudy_alone": False, "weather_columns": wc, "cloudy_column": cc}}
-    out = PLANET.apply_decoding(probs, decoding)
+    out = PLANET.decoder_from_json(decoding).apply(probs)
     assert (out[:, wc].sum(axis=1) == 1).all()
     # without the rule, rows can have 0 or several weather tags, but never an empty row
-    plain = PLANET.apply_decoding(probs, {"kind": "per_class", "thresholds": [0.5] * len(classes)})
+    plain = PLANET.decoder_from_json({**decoding, "weather": {}}).apply(probs)
     assert (plain.sum(axis=1) >= 1).all() and (plain[:, wc].sum(axis=1) != 1).any()
 
 
@@ -219,13 +220,16 @@ def test_train_thresholds_submission_end_to_end(planet_dir: Path, workdir: Path)
     assert any(n.startswith("file_") for n in names) and any(n.startswith("test_") for n in names)
     assert all(t and set(t.split()) <= set(TAGS) for t in sub["tags"])
     validate_submission(PLANET, r.submission, planet_dir / "sample_submission_v2.csv")
-    d = r.decoding
-    assert d["kind"] == "per_class" and len(d["thresholds"]) == len(d["tags"])
-    assert d["score_thresholds"] >= d["score_global"] - 1e-12
+    d = r.decoder.to_json()
+    base = d["base"]
+    assert d["kind"] == "planet_weather" and len(base["thresholds"]) == len(r.decoder.base.result_["classes"])
+    assert base["search"]["score_per_class"] >= base["search"]["score_global"] - 1e-12
     assert d["weather"]["score"] >= d["weather"]["scores"]["none"] - 1e-9
     assert r.oof_score == pytest.approx(d["score"], abs=1e-9)
+    assert PLANET.decoder_from_json(json.loads(json.dumps(d))).apply(r.decoder.base.thresholds_[None, :] + 0.01) \
+        .shape == (1, len(base["thresholds"]))
     oof = pd.read_csv(r.run_dir / "oof.csv")
-    assert len(oof) == 60 and list(oof.columns[1:]) == d["tags"]  # OOF probabilities saved for blending
+    assert len(oof) == 60 and list(oof.columns[1:]) == [c["class"] for c in base["search"]["classes"]]
     assert len(pd.read_csv(r.run_dir / "test_probs.csv")) == 24
     side = json.loads(r.submission.with_suffix(".json").read_text())
     assert side["params"]["size"] == 32 and side["params"]["arch"] == "small_cnn"
@@ -334,7 +338,7 @@ def test_unknown_tag_in_submission_is_rejected(planet_dir: Path):
     sub = sample.copy()
     validate_submission(PLANET, sub, sample)
     sub.loc[3, "tags"] = "primary jungle"
-    with pytest.raises(SubmissionError, match="row 5, column tags: unknown tag 'jungle'"):
+    with pytest.raises(SubmissionError, match="row 5, column tags: label 'jungle' not in allowed set"):
         validate_submission(PLANET, sub, sample)
 
 

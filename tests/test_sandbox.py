@@ -3,8 +3,10 @@ resumable downloads, misbehaviour specs and its command line."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,14 +22,17 @@ import requests
 from sklearn.metrics import accuracy_score, fbeta_score
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from kit.download import download
+from kit import registry
 from kit.errors import KitError
-from kit.kaggle_api import Kaggle
+from kit.kaggle.client import Kaggle
+from kit.kaggle.download import download
 from kit.sandbox import Sandbox, client_env
-from kit.sandbox.data import PLANET_SLUG, TITANIC_SLUG, CompetitionMeta, make_planet, make_titanic
+from kit.sandbox.data import META_FILE, CompetitionMeta, generate_all, make_competition, sandbox_competitions
 from kit.sandbox.server import Fault, score_submission
 
 REPO = Path(__file__).resolve().parents[1]
+TITANIC_SLUG = registry.get("titanic").slug
+PLANET_SLUG = registry.get("planet").slug
 DIRECT = requests.Session()  # straight to the sandbox, whatever proxies the machine has
 DIRECT.trust_env = False
 
@@ -35,8 +40,8 @@ DIRECT.trust_env = False
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     r = tmp_path_factory.mktemp("sbroot")
-    make_titanic(r, seed=1, n_train=120, n_test=50)
-    make_planet(r, seed=1, n_train=40, n_test=16, size=8)
+    make_competition(r, "titanic", seed=1, n_train=120, n_test=50)
+    make_competition(r, "planet", seed=1, n_train=40, n_test=16, size=8)
     return r
 
 
@@ -76,6 +81,57 @@ def test_titanic_bad_files_get_kaggle_style_errors(root: Path, mutate, words) ->
     sol = pd.read_csv(d / "solution.csv")[["PassengerId", "Survived"]]
     public, private, err = score_submission(d, CompetitionMeta.load(d), _csv(mutate(sol)))
     assert public is None and private is None and words in err
+
+
+def test_an_empty_or_non_numeric_prediction_is_an_error_not_a_crash(root: Path) -> None:
+    d = root / TITANIC_SLUG
+    sol = pd.read_csv(d / "solution.csv")[["PassengerId", "Survived"]].astype({"Survived": object})
+    sol.loc[3, "Survived"] = ""
+    public, private, err = score_submission(d, CompetitionMeta.load(d), _csv(sol))
+    assert public is None and private is None and "empty or non-numeric Survived" in err
+    sol.loc[3, "Survived"] = "yes"
+    assert "non-numeric" in score_submission(d, CompetitionMeta.load(d), _csv(sol))[2]
+
+
+def test_competitions_join_through_their_synthetic_module(root: Path, tmp_path: Path) -> None:
+    found = {e.name: e for e in sandbox_competitions()}
+    assert {"titanic", "planet"} <= set(found)
+    for name in found:
+        assert importlib.util.find_spec(f"competitions.{name}.synthetic") is not None
+    assert found["titanic"].demo_train_args and found["planet"].demo_train_args is None
+    assert found["planet"].sandbox_kwargs["n_train"] <= 64
+    meta = json.loads((root / PLANET_SLUG / META_FILE).read_text())
+    planet = registry.get("planet")
+    assert meta == {"competition": "planet", "slug": planet.slug, "title": getattr(planet, "title", "") or "planet",
+                    "id_col": planet.id_col, "target_cols": ["tags"]}
+    assert generate_all(root) == []  # already there: nothing regenerated
+    with pytest.raises(KitError, match="unknown competition 'nope'"):
+        sandbox_competitions(["nope"])
+
+
+def test_metadata_without_a_competition_is_refused_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / META_FILE).write_text(json.dumps({"slug": "titanic", "title": "T", "metric": "accuracy",
+                                                  "id_col": "PassengerId", "target_cols": ["Survived"]}))
+    with pytest.raises(KitError, match="older kit") as e:
+        CompetitionMeta.load(tmp_path)
+    assert "\n" not in str(e.value)
+    root = tmp_path / "root"
+    (root / "titanic").mkdir(parents=True)
+    (tmp_path / META_FILE).rename(root / "titanic" / META_FILE)
+    run = subprocess.run([sys.executable, "-m", "kit", "sandbox", "--root", str(root), "--port", "0"],
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and run.stdout == "" and len(run.stderr.splitlines()) == 1
+    assert "older kit" in run.stderr
+
+
+def test_kit_sandbox_and_kaggle_name_no_competition() -> None:
+    for f in [*(REPO / "kit" / "sandbox").glob("*.py"), *(REPO / "kit" / "kaggle").glob("*.py"),
+              *(REPO / "kit" / "commands").glob("[dsk]*.py")]:
+        text = f.read_text()
+        assert not re.search(r"^\s*(from|import) competitions", text, re.M), f
+        assert "kit.commands" not in text or f.parent.name == "commands" or f.name == "__main__.py", f
+        if f.parent.name == "sandbox":
+            assert not re.search(r"titanic|planet", text, re.I), f
 
 
 def test_planet_scored_by_mean_f2_like_sklearn(root: Path) -> None:
@@ -120,8 +176,8 @@ def test_planet_through_the_official_client(served: Sandbox, root: Path, tmp_pat
     assert sorted(f["name"] for f in listed) == public and len(public) > 20  # more than one page of 20
     comp = SimpleNamespace(slug=PLANET_SLUG, name="planet", train_file="train_v2.csv", test_file="test-jpg",
                            sample_file="sample_submission_v2.csv")
-    written = download(comp, tmp_path / "data" / "planet", quiet=True)
-    assert len(written) == len(public)
+    got = download(comp, tmp_path / "data" / "planet", quiet=True)
+    assert len(got.files) == len(public) and not got.up_to_date and got.missing == []
     for rel in public:
         assert (tmp_path / "data" / "planet" / rel).read_bytes() == (d / rel).read_bytes()
     assert not (tmp_path / "data" / "planet" / "solution.csv").exists()
@@ -137,7 +193,7 @@ def test_planet_through_the_official_client(served: Sandbox, root: Path, tmp_pat
 
 
 def test_unknown_competition_is_404_and_zip_supports_ranges(served: Sandbox) -> None:
-    from kit.kaggle_api import NotFound
+    from kit.kaggle.errors import NotFound
 
     with pytest.raises(NotFound, match="'no-such-comp' not found"):
         Kaggle("no-such-comp").list_files("no-such-comp")
@@ -172,7 +228,8 @@ def test_command_line_serves_and_refuses_a_busy_port(root: Path, tmp_path: Path)
         port = int(port_file.read_text())
         state = DIRECT.get(f"http://127.0.0.1:{port}/_sandbox/state", timeout=5)
         assert state.json()["submissions"] == []
-        busy = subprocess.run([*cmd, "--port", str(port)], env=env, capture_output=True, text=True, timeout=60)
+        busy = subprocess.run([sys.executable, "-m", "kit", "sandbox", *cmd[3:], "--port", str(port)], env=env,
+                              capture_output=True, text=True, timeout=60)
         assert busy.returncode == 5 and "cannot listen" in busy.stderr
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kit.ledger import LEDGER_NAME, Ledger
+from kit.kaggle.ledger import LEDGER_NAME, Ledger
 from kit.sandbox.data import CompetitionMeta
 from kit.sandbox.demo import run_demo
 from kit.sandbox.server import score_submission
@@ -16,13 +16,15 @@ def test_demo_downloads_trains_submits_and_reports_the_sandbox_score(tmp_path: P
     for k in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY"):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    score = run_demo(tmp_path, epochs=1, folds=2, planet=False)  # planet's download: test_sandbox.py
+    scores = run_demo(tmp_path, names=["titanic"], train_args=["--set", "epochs=1"])  # planet: test_sandbox.py
     out = capsys.readouterr().out
+    assert list(scores) == ["titanic"]
     (entry,) = Ledger(tmp_path / "submissions" / LEDGER_NAME).entries("titanic")
     comp_dir = tmp_path / "sandbox" / "titanic"
     want = score_submission(comp_dir, CompetitionMeta.load(comp_dir), Path(tmp_path / entry.file).read_bytes())[0]
-    assert score == entry.public_score == pytest.approx(want, abs=1e-5)
-    assert f"sandbox public score for titanic: {score:.5f}" in out
+    assert scores["titanic"] == entry.public_score == pytest.approx(want, abs=1e-5)
+    assert f"sandbox public score for titanic: {scores['titanic']:.5f}" in out
+    assert "$ kit train --comp titanic --data-dir data/titanic --folds 2" in out
     assert (tmp_path / "data" / "titanic" / "train.csv").is_file()
     key = (tmp_path / "kaggle-config" / "kaggle.json").read_text().split('"key": "')[1].split('"')[0]
     assert key not in out and key not in (tmp_path / "submissions" / LEDGER_NAME).read_text()

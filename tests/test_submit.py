@@ -6,7 +6,7 @@ import pytest
 
 from kit import registry
 from kit.errors import SubmissionError
-from kit.submit import latest_submission, validate_submission, write_submission
+from kit.submission import latest_submission, validate_submission, write_submission
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_valid_submission_passes(comp, sample):
 )
 def test_invalid_submissions_name_the_problem(comp, sample, mutate, message):
     with pytest.raises(SubmissionError, match=message) as e:
-        validate_submission(comp, mutate(sample.copy()), sample)
+        validate_submission(comp, mutate(sample.copy()), sample, classes=[0, 1])
     assert "\n" not in str(e.value)
 
 

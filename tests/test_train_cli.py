@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from kit import registry
+from kit.commands.train import main
 from kit.errors import KitError
 from kit.run import train_and_submit
 from kit.spec import FoldOutput
-from kit.train import main
 
 FAST = ["--folds", "2", "--set", "epochs=2", "--quiet"]
 
@@ -92,7 +92,7 @@ BAD_INPUTS = {
     "sample-ids": (_edit("gender_submission.csv", _set_cell("PassengerId", 0, 5)),
                    r"gender_submission\.csv: 1 id\(s\) not in test\.csv"),
     "bad-target": (_edit("train.csv", _set_cell("Survived", 2, 3)),
-                   r"train\.csv: row 4, column Survived: 3 is not 0 or 1"),
+                   r"train\.csv: row 4, column Survived: 3 is a third class"),
 }
 
 

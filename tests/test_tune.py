@@ -19,13 +19,13 @@ from optuna.trial import TrialState
 from competitions.titanic import Titanic
 from competitions.titanic.synthetic import generate
 from kit import registry
+from kit.commands.tune import main
 from kit.cv import make_folds
 from kit.errors import KitError
 from kit.io import sha256_file
-from kit.submit import validate_submission
-from kit.tune import main, probe_search_space
-from kit.tune_objective import EPOCH_STEPS, fold_end_step, objective
-from kit.tune_study import make_pruner
+from kit.submission import validate_submission
+from kit.tune.objective import EPOCH_STEPS, fold_end_step, objective, probe_search_space
+from kit.tune.study import make_pruner
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--folds", "2", "--set", "epochs=2", "--threads", "1"]
@@ -115,7 +115,7 @@ def test_killed_worker_trial_is_failed_and_retried(data_dir, tmp_path, kind):
         storage = JournalStorage(JournalFileBackend(str(path))) if kind == "journal" else url
         return optuna.load_study(study_name="titanic", storage=storage).get_trials()
 
-    cmd = [sys.executable, "-m", "kit.tune", *args(data_dir, tmp_path, "--n-trials", "1", "--no-refit",
+    cmd = [sys.executable, "-m", "kit", "tune", *args(data_dir, tmp_path, "--n-trials", "1", "--no-refit",
                                                    "--storage", url, "--heartbeat", "1")]
     slow = [a if a != "epochs=2" else "epochs=400" for a in cmd]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from kit import vision
-from kit.train import predict
+from kit.learner import predict
+from kit.tasks import Multilabel
 
 
 def _write(path: Path, arr: np.ndarray, fmt: str = "JPEG", mode: str | None = None) -> Path:
@@ -127,7 +128,7 @@ def test_array_dataloaders_map_rows_and_predict_in_order():
     learn = vision.vision_learner_for(dls, "small_cnn", 4, False, BCEWithLogitsLossFlat(), [], width=8)
     learn.model.eval()
     rows = np.array([5, 0, 29, 17, 3])
-    probs = predict(learn, vision.array_test_dl(x, rows, stats, bs=2, device=torch.device("cpu")), "multilabel")
+    probs = predict(learn, vision.array_test_dl(x, rows, stats, bs=2, device=torch.device("cpu")), Multilabel())
     with torch.no_grad():
         ref = torch.sigmoid(learn.model(vision.BatchTransform(*stats)((torch.from_numpy(x[rows]),))[0])).numpy()
     np.testing.assert_allclose(probs, ref, atol=1e-5)

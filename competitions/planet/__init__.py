@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
-from competitions.planet.decoding import TAGS, apply_rules, choose_rules
-from kit import train as ktrain
-from kit import vision
-from kit.errors import DataError, KitError, SubmissionError
+from competitions.planet.decoding import TAGS, WeatherRules
+from kit import learner, vision
+from kit.decoders import Decoder
+from kit.errors import DataError, KitError
 from kit.io import read_csv
 from kit.metrics import f2_samples
 from kit.spec import Competition, Data, FoldOutput
@@ -40,7 +39,7 @@ SCHEDULES = ("one_cycle", "fine_tune")
 
 def auto_preset() -> str:
     """'gpu' when CUDA is available, else 'cpu'."""
-    return "gpu" if ktrain.default_device().type == "cuda" else "cpu"
+    return "gpu" if learner.default_device().type == "cuda" else "cpu"
 
 
 def _f2_metric():
@@ -58,6 +57,7 @@ class Planet(Competition):
 
     name = "planet"
     slug = "planet-understanding-the-amazon-from-space"
+    title = "Planet: Understanding the Amazon from Space"
     task = "multilabel"
     id_col = "image_name"
     target_col = "tags"
@@ -164,18 +164,11 @@ class Planet(Competition):
                 i = int(dup.to_numpy().argmax())
                 raise DataError(f"{path}: row {i + 2}, column {self.id_col}: "
                                 f"duplicate image {df[self.id_col].iloc[i]!r}")
-        tags = [str(t).split() for t in train[self.target_col]]
-        classes = sorted(set().union(*tags))
-        if not classes:
-            raise DataError(f"{train_csv}: no row has any tag")
+        y, classes = self.task.encode(train[self.target_col], str(train_csv))
         unknown = sorted(set(classes) - set(TAGS))
         if unknown:
             log.warning("%s: tag(s) not in Planet's 17: %s (kept as classes)", train_csv, ", ".join(unknown))
         self._extra_tags = set(unknown)
-        col = {c: j for j, c in enumerate(classes)}
-        y = np.zeros((len(train), len(classes)), dtype=np.int64)
-        for i, row in enumerate(tags):
-            y[i, [col[t] for t in row]] = 1
 
         train_dir = data_dir / "train-jpg"
         if not train_dir.is_dir():
@@ -278,7 +271,6 @@ class Planet(Competition):
         progress: bool = True,
     ) -> FoldOutput:
         """Train one fold's CNN on cached images; valid and test probabilities (dihedral TTA when `tta` > 1)."""
-        from fastai.losses import BCEWithLogitsLossFlat
         from fastai.metrics import accuracy_multi
 
         p = self.resolve(params)
@@ -287,14 +279,14 @@ class Planet(Competition):
         x_train = self.images(data, "train", size, progress, int(p["workers"])).x
         imgs_test = self.images(data, "test", size, progress, int(p["workers"]))
         x_test, rows = imgs_test.x, data.extra["train_rows"]
-        device = ktrain.default_device()
-        ktrain.seed_everything(seed)
+        device = learner.default_device()
+        learner.seed_everything(seed)
         pretrained = bool(p["pretrained"]) and p["arch"] != "small_cnn" and vision.pretrained_available(p["arch"])
         stats = vision.dataset_stats_or_imagenet(pretrained, x_train, rows[train_idx])
         dls = vision.array_dataloaders(x_train, data.y.astype(np.float32), train_idx, valid_idx, stats, bs, device,
                                        lighting=float(p["aug"]), dihedral_aug=bool(p["dihedral"]), x_rows=rows)
         learn = vision.vision_learner_for(
-            dls, p["arch"], len(data.classes), pretrained, BCEWithLogitsLossFlat(), [_f2_metric(), accuracy_multi],
+            dls, p["arch"], len(data.classes), pretrained, self.task.loss(), [_f2_metric(), accuracy_multi],
             wd=float(p["wd"]), dropout=float(p["dropout"]), width=int(p["width"]),
         )
         if p["schedule"] == "fine_tune" and not pretrained:
@@ -307,8 +299,8 @@ class Planet(Competition):
                 learn.fine_tune(int(p["epochs"]), base_lr=float(p["lr"]), freeze_epochs=int(p["freeze_epochs"]),
                                 wd=float(p["wd"]), cbs=callbacks)
         else:
-            ktrain.fit(learn, p, cbs=callbacks, progress=progress)
-        hist = ktrain.history(learn)  # before predicting: get_preds resets the Recorder
+            learner.fit(learn, p, cbs=callbacks, progress=progress)
+        hist = learner.history(learn)  # before predicting: get_preds resets the Recorder
         valid = self._predict(learn, x_train, rows[valid_idx], stats, bs, device, int(p["tta"]))
         test = self._predict(learn, x_test, np.arange(len(x_test)), stats, bs, device, int(p["tta"]))
         bad_test = sorted(imgs_test.bad)
@@ -316,51 +308,26 @@ class Planet(Competition):
             test[bad_test] = valid.mean(axis=0)  # this fold's prior; the fold mean is the ensemble's prior
         return FoldOutput(valid=valid, test=test, history=hist)
 
-    @staticmethod
-    def _predict(learn, x: np.ndarray, rows: np.ndarray, stats, bs: int, device, tta: int) -> np.ndarray:
+    def _predict(self, learn, x: np.ndarray, rows: np.ndarray, stats, bs: int, device, tta: int) -> np.ndarray:
         views = vision.tta_elements(tta)
-        out = sum(ktrain.predict(learn, vision.array_test_dl(x, rows, stats, bs * 2, device, k), "multilabel")
+        out = sum(learner.predict(learn, vision.array_test_dl(x, rows, stats, bs * 2, device, k), self.task)
                   for k in views)
         return out / len(views)
 
     # ---- decoding and submission ---------------------------------------------------------------------
-    def fit_decoding(self, data: Data, oof: np.ndarray) -> dict[str, Any]:
+    def decoder(self) -> Decoder:
         """Per-class thresholds (kit.thresholds), then the weather rules kept only where they raise OOF F2."""
-        d = super().fit_decoding(data, oof)
-        rules = choose_rules(data.y, oof, np.asarray(d["thresholds"]), data.classes)
-        d["score_thresholds"] = d["score"]
-        d["weather"] = rules
-        d["score"] = rules["score"]
-        d["tags"] = list(data.classes)
-        return d
+        return WeatherRules()
 
-    def apply_decoding(self, probs: np.ndarray, decoding: dict[str, Any]) -> np.ndarray:
-        """Thresholds, then the chosen weather rules; every row keeps at least one tag."""
-        pred = super().apply_decoding(probs, decoding)
-        w = decoding.get("weather", {})
-        return apply_rules(probs, pred, w.get("weather_columns", []), w.get("cloudy_column"),
-                           bool(w.get("weather_argmax")), bool(w.get("cloudy_alone")))
+    def allowed_labels(self, classes) -> list[str]:
+        """Planet's 17 tags and any other tag seen in the loaded train_v2.csv."""
+        return sorted(set(TAGS) | set(classes or []) | self._extra_tags)
 
-    def submission(self, data: Data, test_pred: np.ndarray) -> pd.DataFrame:
-        """`image_name,tags` in the sample's order; tags space-separated in class order."""
-        pred = np.asarray(test_pred).astype(bool)
-        if pred.shape != (len(data.test), len(data.classes)):
-            raise KitError(f"internal error: predictions shaped {pred.shape}, expected "
-                           f"{(len(data.test), len(data.classes))}")
-        names = np.asarray(data.classes, dtype=object)
-        tags = [" ".join(names[row]) for row in pred]
-        return pd.DataFrame({self.id_col: data.test[self.id_col].to_numpy(), self.target_col: tags})
-
-    def check_submission_values(self, df: pd.DataFrame) -> None:
-        """Every tag must be one of Planet's 17 (or a tag seen in the loaded train_v2.csv)."""
-        allowed = set(TAGS) | self._extra_tags
-        for i, value in enumerate(df[self.target_col].tolist()):
-            if not isinstance(value, str):
-                raise SubmissionError(f"row {i + 2}, column {self.target_col}: not a tag string ({value!r})")
-            for t in value.split():
-                if t not in allowed:
-                    raise SubmissionError(f"row {i + 2}, column {self.target_col}: unknown tag {t!r}; "
-                                          f"known: {' '.join(sorted(allowed))}")
+    def read_classes(self, data_dir: Path) -> list[str]:
+        """The tags of train_v2.csv (no image is read)."""
+        path = Path(data_dir) / self.train_file
+        train = read_csv(path, required=[self.target_col], keep_default_na=False, dtype=str)
+        return sorted(set().union(*(str(t).split() for t in train[self.target_col])))
 
 
 COMPETITION = Planet()

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from kit import metrics
+from kit.decoders import Decoder, PerClassThresholds
+from kit.metrics import Metric
 
 TAGS = [
     "agriculture", "artisinal_mine", "bare_ground", "blooming", "blow_down", "clear", "cloudy",
@@ -90,3 +92,44 @@ def f2_tag_strings(true_tags: Sequence[str], pred_tags: Sequence[str]) -> float:
     """Mean per-image F2 of predicted vs true tag strings (Kaggle's Planet score)."""
     classes = sorted(set().union(*(str(s).split() for s in [*true_tags, *pred_tags])))
     return metrics.f2_samples(metrics.label_matrix(true_tags, classes), metrics.label_matrix(pred_tags, classes))
+
+
+class WeatherRules(Decoder):
+    """Per-class thresholds, then the weather rules that raise OOF F2 (`choose_rules`); every row keeps a tag."""
+
+    kind = "planet_weather"
+
+    def __init__(self, base: PerClassThresholds | None = None) -> None:
+        self.base = base or PerClassThresholds(beta=2.0)
+        self.rules_: dict[str, Any] = {}
+
+    def fit(self, y: np.ndarray, probs: np.ndarray, metric: Metric, classes: list | None = None) -> WeatherRules:
+        self.base.fit(y, probs, metric, classes)
+        self.rules_ = choose_rules(y, probs, self.base.thresholds_, list(classes or []))
+        self.score_ = metric(y, self.apply(probs))
+        return self
+
+    def apply(self, probs: np.ndarray) -> np.ndarray:
+        w = self.rules_
+        return apply_rules(probs, self.base.apply(probs), w.get("weather_columns", []), w.get("cloudy_column"),
+                           bool(w.get("weather_argmax")), bool(w.get("cloudy_alone")))
+
+    def summary(self) -> str:
+        return f"{self.base.summary()}; weather rules: {self.rules_.get('chosen', 'none')} -> {self._score():.4f}"
+
+    def report(self, metric: Metric | str) -> list[str]:
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in self.rules_.get("scores", {}).items())
+        return [*self.base.report(metric), f"weather rules on OOF: {scores}",
+                f"OOF {metric} after the weather rules ({self.rules_.get('chosen', 'none')}): {self._score():.4f}"]
+
+    def curve(self) -> tuple[np.ndarray, np.ndarray, float] | None:
+        return self.base.curve()
+
+    def _state(self) -> dict[str, Any]:
+        return {"base": self.base.to_json(), "weather": self.rules_}
+
+    @classmethod
+    def _from_state(cls, d: dict[str, Any]) -> WeatherRules:
+        obj = cls(PerClassThresholds.from_json(d["base"]))
+        obj.rules_ = d.get("weather") or {}
+        return obj

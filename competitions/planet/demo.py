@@ -17,7 +17,7 @@ import pandas as pd
 from competitions.planet import COMPETITION
 from competitions.planet.decoding import f2_tag_strings
 from competitions.planet.synthetic import generate
-from kit.train import parse_overrides
+from kit.commands.args import parse_overrides
 
 
 def _main(argv: Sequence[str] | None = None) -> int:

@@ -50,6 +50,9 @@ MISS_RATE = 0.03  # annotator misses a visible land tag
 FAINT_MISS = 0.4  # further miss rate of a rare tag drawn at visibility 0 (labellers disagreed on faint evidence)
 SAMPLE_TAGS = "primary clear agriculture road water"  # what Kaggle's sample_submission_v2.csv holds in every row
 
+# the local Kaggle sandbox (kit.sandbox.data): a small, fast copy; `make demo` only downloads it
+SANDBOX: dict = {"n_train": 64, "n_test": 24, "size": 32, "workers": 1}
+
 # base colours (RGB in 0..1)
 FOREST = np.array([0.16, 0.30, 0.14])
 LAND = np.array([0.56, 0.50, 0.36])

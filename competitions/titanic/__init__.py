@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from competitions.titanic.features import GroupSurvival, TitanicFeatures
-from kit.errors import KitError
 from kit.spec import Data
 from kit.tabular import TabularCompetition
 
@@ -16,6 +15,7 @@ class Titanic(TabularCompetition):
 
     name = "titanic"
     slug = "titanic"
+    title = "Titanic - Machine Learning from Disaster"
     task = "binary"
     id_col = "PassengerId"
     target_col = "Survived"
@@ -47,29 +47,6 @@ class Titanic(TabularCompetition):
     def feature_steps(self, params: dict[str, Any]) -> list:
         """Derived columns, then fold-safe group survival."""
         return [("features", TitanicFeatures()), ("group_survival", GroupSurvival())]
-
-    def check_params(self, params: dict[str, Any]) -> None:
-        """Reject unknown names and values outside what the MLP can use."""
-        super().check_params(params)
-        for key in ("width", "depth", "epochs", "bs", "n_models"):
-            if int(params[key]) < 1:
-                raise KitError(f"titanic: {key} must be >= 1 (got {params[key]})")
-        if not 0 <= float(params["dropout"]) < 1:
-            raise KitError(f"titanic: dropout must be in [0, 1) (got {params['dropout']})")
-        if float(params["lr"]) <= 0 or float(params["wd"]) < 0:
-            raise KitError(f"titanic: lr must be > 0 and wd >= 0 (got lr={params['lr']}, wd={params['wd']})")
-
-    def search_space(self, trial) -> dict[str, Any]:
-        """lr, epochs, width, depth, dropout, weight decay, batch size."""
-        return {
-            "lr": trial.suggest_float("lr", 3e-4, 3e-2, log=True),
-            "epochs": trial.suggest_int("epochs", 5, 40, step=5),
-            "width": trial.suggest_categorical("width", [32, 64, 128, 256]),
-            "depth": trial.suggest_int("depth", 1, 3),
-            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
-            "wd": trial.suggest_float("wd", 1e-4, 0.3, log=True),
-            "bs": trial.suggest_categorical("bs", [32, 64, 128]),
-        }
 
 
 COMPETITION = Titanic()

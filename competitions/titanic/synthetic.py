@@ -22,6 +22,10 @@ SURNAMES = ["Smith", "Andersson", "Sage", "Goodwin", "O'Brien", "Kelly", "van de
 FIRST_M = ["John", "William", "Owen Harris", "Karl", "James", "Anders Johan", "Achille", "Samuel", "Ernst"]
 FIRST_F = ["Mary", "Elizabeth", "Anna", "Florence", "Laina", "Margaret", "Helga E", "Marie", "Bertha"]
 
+# the local Kaggle sandbox (kit.sandbox.data): full-size copy; `make demo` trains it briefly
+SANDBOX: dict = {}
+DEMO_TRAIN_ARGS: list[str] = ["--folds", "2", "--set", "epochs=3"]
+
 
 def _passengers(n: int, rng: np.random.Generator, start_id: int) -> pd.DataFrame:
     pclass = rng.choice([1, 2, 3], size=n, p=[0.24, 0.21, 0.55])

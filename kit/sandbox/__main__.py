@@ -1,7 +1,7 @@
-"""`python -m kit.sandbox --root DIR [--port 7777]`."""
+"""`python -m kit.sandbox --root DIR [--port 7777]` ≡ `kit sandbox ...`."""
 
 import sys
 
-from kit.sandbox.server import main
+from kit.commands.sandbox import main
 
 sys.exit(main())

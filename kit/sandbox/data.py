@@ -1,36 +1,49 @@
 """Generated competitions for the sandbox: `DIR/<slug>/` with public files, a private `solution.csv`
-(Kaggle's layout: the target columns plus `Usage` = Public/Private) and a hidden `.competition.json`
-telling the sandbox how to score (metric, id column, target columns).
+(Kaggle's layout: the target columns plus `Usage` = Public/Private) and a hidden `.competition.json` naming
+the kit competition that scores it (with its slug, title, id and target columns).
+
+Which competitions: every kit competition (`kit.registry.names()`) whose package has a `synthetic` module,
+found through this contract (kit never names a competition):
+
+- `generate(out_dir, n_train=..., n_test=..., seed=..., solution_path=None, **kw) -> dict` writes the public
+  files in Kaggle's layout into `out_dir` and, when `solution_path` is given, the test set's answers there
+  (the id column and the submission's target columns, in the submission's format);
+- `SANDBOX: dict`: keyword arguments of `generate` for a small sandbox copy (e.g. fewer, smaller images);
+- optionally `DEMO_TRAIN_ARGS: list[str]`: extra `kit train` arguments for a quick training in `make demo`
+  (competitions with it are downloaded, trained, submitted and listed there; the others only downloaded).
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from kit import registry
 from kit.errors import KitError
 from kit.io import atomic_write_csv, atomic_write_json
+from kit.spec import Competition
 
 META_FILE = ".competition.json"
 SOLUTION_FILE = "solution.csv"
 PRIVATE_FILES = {META_FILE, SOLUTION_FILE}
 
-TITANIC_SLUG = "titanic"
-PLANET_SLUG = "planet-understanding-the-amazon-from-space"
-
 
 @dataclass(frozen=True)
 class CompetitionMeta:
-    """How the sandbox scores a competition (what Kaggle keeps on its side)."""
+    """What the sandbox keeps on Kaggle's side of a competition: which kit competition scores it, and how."""
 
+    competition: str  # the kit competition's name (kit.registry)
     slug: str
     title: str
-    metric: str  # "accuracy" (exact match of the target column) or "f2_samples" (space-separated tags)
     id_col: str
     target_cols: tuple[str, ...]
 
@@ -40,15 +53,77 @@ class CompetitionMeta:
         path = Path(comp_dir) / META_FILE
         try:
             d = json.loads(path.read_text())
-            return cls(d["slug"], d["title"], d["metric"], d["id_col"], tuple(d["target_cols"]))
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError) as e:
             raise KitError(f"{path}: missing or invalid sandbox metadata ({e})") from None
+        if not isinstance(d, dict) or "competition" not in d:
+            raise KitError(f"{path}: no \"competition\" (the kit competition scoring it): written by an older kit; "
+                           "delete the folder and generate it again (kit sandbox --generate)")
+        try:
+            return cls(d["competition"], d["slug"], d["title"], d["id_col"], tuple(d["target_cols"]))
+        except (KeyError, TypeError) as e:
+            raise KitError(f"{path}: invalid sandbox metadata (missing {e})") from None
+
+    @classmethod
+    def of(cls, comp: Competition, solution_columns: list[str]) -> CompetitionMeta:
+        """The metadata of kit competition `comp` whose solution file has these columns (Usage excluded)."""
+        targets = tuple(c for c in solution_columns if c not in (comp.id_col, "Usage"))
+        return cls(comp.name, comp.slug, getattr(comp, "title", "") or comp.name, comp.id_col, targets)
 
     def save(self, comp_dir: Path) -> Path:
         """Write `comp_dir/.competition.json`."""
-        d = {"slug": self.slug, "title": self.title, "metric": self.metric, "id_col": self.id_col,
+        d = {"competition": self.competition, "slug": self.slug, "title": self.title, "id_col": self.id_col,
              "target_cols": list(self.target_cols)}
         return atomic_write_json(Path(comp_dir) / META_FILE, d)
+
+
+@dataclass(frozen=True)
+class SandboxCompetition:
+    """A kit competition that can join the sandbox: the competition and its `synthetic` module."""
+
+    comp: Competition
+    synthetic: ModuleType
+
+    @property
+    def name(self) -> str:
+        """The kit competition's name."""
+        return self.comp.name
+
+    @property
+    def slug(self) -> str:
+        """Its Kaggle slug: the sandbox folder's name."""
+        return self.comp.slug
+
+    @property
+    def sandbox_kwargs(self) -> dict[str, Any]:
+        """`generate` keyword arguments for the sandbox's small copy (the module's SANDBOX)."""
+        return dict(getattr(self.synthetic, "SANDBOX", {}))
+
+    @property
+    def demo_train_args(self) -> list[str] | None:
+        """Extra `kit train` arguments for the demo, or None if the demo does not train it."""
+        args = getattr(self.synthetic, "DEMO_TRAIN_ARGS", None)
+        return None if args is None else [str(a) for a in args]
+
+
+def sandbox_competitions(names: list[str] | None = None) -> list[SandboxCompetition]:
+    """The kit competitions with a `synthetic` module (all, or those in `names`), sorted by name."""
+    known = registry.names()
+    if names is not None:
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise KitError(f"unknown competition {unknown[0]!r}; known: {', '.join(known) or '(none)'}")
+    out = []
+    for name in known if names is None else sorted(set(names)):
+        module = f"competitions.{name}.synthetic"
+        if importlib.util.find_spec(module) is None:
+            if names is not None:
+                raise KitError(f"competition {name!r} has no synthetic module ({module}); it cannot join the sandbox")
+            continue
+        synthetic = importlib.import_module(module)
+        if not callable(getattr(synthetic, "generate", None)):
+            raise KitError(f"{module} has no generate(out_dir, n_train=..., n_test=..., seed=..., solution_path=...)")
+        out.append(SandboxCompetition(registry.get(name), synthetic))
+    return out
 
 
 def _with_usage(solution: pd.DataFrame, seed: int, public_fraction: float = 0.5) -> pd.DataFrame:
@@ -59,43 +134,27 @@ def _with_usage(solution: pd.DataFrame, seed: int, public_fraction: float = 0.5)
     return out
 
 
-def make_titanic(root: Path, seed: int = 0, n_train: int = 891, n_test: int = 418) -> Path:
-    """Titanic-format competition (train.csv, test.csv, gender_submission.csv) scored by accuracy."""
-    from competitions.titanic import synthetic
-
-    comp_dir = Path(root) / TITANIC_SLUG
-    with tempfile.TemporaryDirectory(dir=root) as tmp:
-        sol_tmp = Path(tmp) / "solution.csv"
-        synthetic.generate(comp_dir, n_train=n_train, n_test=n_test, seed=seed, solution_path=sol_tmp)
-        atomic_write_csv(comp_dir / SOLUTION_FILE, _with_usage(pd.read_csv(sol_tmp), seed))
-    CompetitionMeta(TITANIC_SLUG, "Titanic - Machine Learning from Disaster", "accuracy", "PassengerId",
-                    ("Survived",)).save(comp_dir)
-    return comp_dir
-
-
-def make_planet(root: Path, seed: int = 0, n_train: int = 64, n_test: int = 24, size: int = 32) -> Path:
-    """Planet-format competition (train_v2.csv, train-jpg/, test-jpg*/, sample_submission_v2.csv), mean F2."""
-    from competitions.planet import synthetic
-
-    comp_dir = Path(root) / PLANET_SLUG
-    with tempfile.TemporaryDirectory(dir=root) as tmp:
-        sol_tmp = Path(tmp) / "solution.csv"
-        synthetic.generate(comp_dir, n_train=n_train, n_test=n_test, seed=seed, size=size,
-                           solution_path=sol_tmp, workers=1)
-        sol = pd.read_csv(sol_tmp, keep_default_na=False)
-        atomic_write_csv(comp_dir / SOLUTION_FILE, _with_usage(sol, seed))
-    CompetitionMeta(PLANET_SLUG, "Planet: Understanding the Amazon from Space", "f2_samples", "image_name",
-                    ("tags",)).save(comp_dir)
-    return comp_dir
-
-
-def generate_all(root: Path, seed: int = 0, planet_n: int = 64) -> list[Path]:
-    """Create the titanic and planet competitions under `root` unless they are already there."""
+def make_competition(root: Path, entry: SandboxCompetition | str, seed: int = 0, **overrides: Any) -> Path:
+    """Generate `root/<slug>/`: public files, solution.csv and metadata; `overrides` replace SANDBOX's arguments."""
+    if isinstance(entry, str):
+        (entry,) = sandbox_competitions([entry])
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    made = []
-    if not (root / TITANIC_SLUG / META_FILE).is_file():
-        made.append(make_titanic(root, seed))
-    if not (root / PLANET_SLUG / META_FILE).is_file():
-        made.append(make_planet(root, seed, n_train=planet_n, n_test=max(2, planet_n * 3 // 8)))
-    return made
+    comp_dir = root / entry.slug
+    with tempfile.TemporaryDirectory(dir=root) as tmp:
+        sol_tmp = Path(tmp) / SOLUTION_FILE
+        entry.synthetic.generate(comp_dir, seed=seed, solution_path=sol_tmp, **{**entry.sandbox_kwargs, **overrides})
+        sol = pd.read_csv(sol_tmp, keep_default_na=False)  # empty tag strings stay empty strings
+        if entry.comp.id_col not in sol.columns:
+            raise KitError(f"{entry.synthetic.__name__}.generate: solution lacks the id column {entry.comp.id_col!r}")
+        atomic_write_csv(comp_dir / SOLUTION_FILE, _with_usage(sol, seed))
+    CompetitionMeta.of(entry.comp, list(sol.columns)).save(comp_dir)
+    return comp_dir
+
+
+def generate_all(root: Path, seed: int = 0, names: list[str] | None = None) -> list[Path]:
+    """Create every sandbox competition (or those in `names`) under `root` unless already there."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    return [make_competition(root, entry, seed) for entry in sandbox_competitions(names)
+            if not (root / entry.slug / META_FILE).is_file()]

@@ -1,8 +1,9 @@
 """`make demo` (≡ python -m kit.sandbox.demo): the whole product offline, against the local Kaggle sandbox.
 
-Starts the sandbox on a free port with generated titanic- and planet-format competitions and throwaway
-credentials, then runs the real commands as a user would: `kit download`, `kit train` (small settings),
-`kit submit --wait`, `kit submissions`; prints the sandbox's score and stops the sandbox.
+Starts the sandbox on a free port with every competition that has a `synthetic` module (see
+`kit.sandbox.data`) and throwaway credentials, then runs the real commands as a user would: `kit download`
+for each, and for those declaring DEMO_TRAIN_ARGS `kit train` (small settings), `kit submit --wait` and
+`kit submissions`; prints the sandbox's scores and stops the sandbox.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from kit import registry
 from kit.errors import KitError
-from kit.ledger import LEDGER_NAME, Ledger
-from kit.sandbox.data import generate_all
+from kit.kaggle.ledger import LEDGER_NAME, Ledger
+from kit.sandbox.data import generate_all, sandbox_competitions
 from kit.sandbox.server import Sandbox, client_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,17 +30,23 @@ REPO = Path(__file__).resolve().parents[2]
 def _step(args: list[str], cwd: Path, env: dict[str, str]) -> None:
     print(f"\n$ kit {shlex.join(args)}", flush=True)
     t0 = time.monotonic()
-    rc = subprocess.run([sys.executable, "-m", f"kit.{args[0]}", *args[1:]], cwd=cwd, env=env).returncode
+    rc = subprocess.run([sys.executable, "-m", "kit", *args], cwd=cwd, env=env).returncode
     if rc != 0:
         raise KitError(f"demo step `kit {shlex.join(args)}` failed with exit code {rc}", exit_code=rc)
     print(f"  ({time.monotonic() - t0:.1f}s)", flush=True)
 
 
-def run_demo(workdir: Path, epochs: int = 3, folds: int = 2, planet: bool = True) -> float | None:
-    """Run the demo in `workdir`; returns the public score the sandbox gave."""
+def run_demo(workdir: Path, names: Sequence[str] | None = None,
+             train_args: Sequence[str] = ()) -> dict[str, float | None]:
+    """Run the demo in `workdir` (all sandbox competitions, or `names`); returns the public score of each trained one.
+
+    `train_args` go after each competition's DEMO_TRAIN_ARGS (so `--folds 3` or `--set epochs=1` override them).
+    """
     root, cfg = workdir / "sandbox", workdir / "kaggle-config"
+    entries = sandbox_competitions(None if names is None else list(names))
     print(f"generating sandbox competitions in {root} ...", flush=True)
-    generate_all(root)
+    generate_all(root, names=[e.name for e in entries])
+    scores: dict[str, float | None] = {}
     with Sandbox(root, username="demo", score_delay=1.0) as sb:
         sb.write_credentials(cfg)
         print(f"Kaggle sandbox listening on {sb.url} (throwaway credentials in {cfg})", flush=True)
@@ -49,21 +55,27 @@ def run_demo(workdir: Path, epochs: int = 3, folds: int = 2, planet: bool = True
         env.pop("KAGGLE_API_TOKEN", None)  # the demo's kaggle.json must be what authenticates
         env.pop("KAGGLE_USERNAME", None)
         env.pop("KAGGLE_KEY", None)
-        _step(["download", "--comp", "titanic"], workdir, env)
-        if planet and "planet" in registry.names():
-            _step(["download", "--comp", "planet", "--quiet"], workdir, env)
-        _step(["train", "--comp", "titanic", "--data-dir", "data/titanic", "--folds", str(folds),
-               "--set", f"epochs={epochs}", "--quiet"], workdir, env)
-        _step(["submit", "--comp", "titanic", "--wait", "-m", "kit demo"], workdir, env)
-        _step(["submissions", "--comp", "titanic"], workdir, env)
-    entries = Ledger(workdir / "submissions" / LEDGER_NAME).entries("titanic")
-    score = entries[-1].public_score if entries else None
-    print(f"\nsandbox public score for titanic: {score:.5f}" if score is not None else "\nno score reported")
-    return score
+        trained = [e for e in entries if e.demo_train_args is not None]
+        for e in trained + [e for e in entries if e.demo_train_args is None]:  # progress bar for the trained
+            _step(["download", "--comp", e.name, *(["--quiet"] if e.demo_train_args is None else [])], workdir, env)
+        for e in trained:
+            _step(["train", "--comp", e.name, "--data-dir", f"data/{e.name}", *(e.demo_train_args or []),
+                   *train_args, "--quiet"], workdir, env)
+            _step(["submit", "--comp", e.name, "--wait", "-m", "kit demo"], workdir, env)
+            _step(["submissions", "--comp", e.name], workdir, env)
+    ledger = Ledger(workdir / "submissions" / LEDGER_NAME)
+    print()
+    for e in trained:
+        done = ledger.entries(e.name)
+        scores[e.name] = done[-1].public_score if done else None
+        score = scores[e.name]
+        print(f"sandbox public score for {e.name}: {score:.5f}" if score is not None
+              else f"no score reported for {e.name}")
+    return scores
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m kit.sandbox.demo [--workdir DIR] [--epochs N] [--folds K]`."""
+    """`python -m kit.sandbox.demo [--workdir DIR] [--comp NAME ...] [--epochs N] [--folds K]`."""
     from kit.cli import run
 
     return run(_main, argv)
@@ -72,13 +84,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     p = argparse.ArgumentParser(prog="kit-demo", description=__doc__.splitlines()[0])
     p.add_argument("--workdir", type=Path, default=None, help="keep everything here (default: a temp folder)")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--folds", type=int, default=2)
+    p.add_argument("--comp", action="append", default=None, metavar="NAME",
+                   help="only this competition (repeatable; default: every one with a synthetic module)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the competition's demo setting)")
+    p.add_argument("--folds", type=int, default=None, help="CV folds (default: the competition's demo setting)")
     a = p.parse_args(argv)
+    extra = ([] if a.folds is None else ["--folds", str(a.folds)]) + \
+        ([] if a.epochs is None else ["--set", f"epochs={a.epochs}"])
     workdir = a.workdir or Path(tempfile.mkdtemp(prefix="kit-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        run_demo(workdir.resolve(), a.epochs, a.folds)
+        run_demo(workdir.resolve(), a.comp, extra)
     finally:
         if a.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -19,7 +19,7 @@ Errors are Kaggle-style JSON `{"code": N, "message": ...}`, which the client tur
 Credentials: HTTP Basic `username:key` (kaggle.json / KAGGLE_USERNAME+KAGGLE_KEY) or `Bearer <token>`.
 
 Reaching it with the official client: `KaggleApi` builds its client from `--local/--staging/--admin` flags
-only (so `KAGGLE_API_ENVIRONMENT=TEST` alone still means api.kaggle.com in kaggle 2.2.4; `kit.kaggle_api`
+only (so `KAGGLE_API_ENVIRONMENT=TEST` alone still means api.kaggle.com in kaggle 2.2.4; `kit.kaggle.client`
 honours it), and kagglesdk fixes the TEST endpoint at http://localhost:7777. Any other port is reached
 through the proxy setting `requests` honours: `HTTP_PROXY=http://127.0.0.1:<port>`; the server accepts
 proxy-style absolute request targets. `client_env(url, config_dir)` gives the variables.
@@ -30,7 +30,6 @@ Misbehaviour for testing error paths: POST /_sandbox/faults {"match": "CreateSub
 
 from __future__ import annotations
 
-import argparse
 import base64
 import email.utils
 import hashlib
@@ -40,13 +39,10 @@ import io
 import json
 import logging
 import secrets
-import signal
 import socket
-import sys
 import threading
 import time
 import zipfile
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,7 +70,7 @@ from kagglesdk.competitions.types.competition_api_service import (
 from kagglesdk.competitions.types.submission_status import SubmissionStatus
 from kagglesdk.security.types.oauth_service import IntrospectTokenRequest, IntrospectTokenResponse
 
-from kit import metrics
+from kit import registry
 from kit.errors import KitError
 from kit.sandbox.data import PRIVATE_FILES, SOLUTION_FILE, CompetitionMeta
 
@@ -168,54 +164,61 @@ class Submission:
 # ---- scoring: what Kaggle does with an uploaded file ------------------------------------------------------
 
 
-def _norm_label(v: str) -> str:
-    v = str(v).strip()
-    try:
-        f = float(v)
-    except ValueError:
-        return v
-    return str(int(f)) if f.is_integer() else repr(f)
-
-
-def metric_value(metric: str, truth: Sequence[str], pred: Sequence[str]) -> float:
-    """The competition metric on string columns: exact-match accuracy, or mean F2 of space-separated tags."""
-    if metric == "accuracy":
-        return metrics.accuracy(np.array([_norm_label(v) for v in truth]), np.array([_norm_label(v) for v in pred]))
-    if metric == "f2_samples":
-        classes = sorted({t for rows in (truth, pred) for tags in rows for t in str(tags).split()})
-        return metrics.f2_samples(metrics.label_matrix(truth, classes), metrics.label_matrix(pred, classes))
-    raise KitError(f"sandbox: unsupported metric {metric!r}")
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())[:300]
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def score_submission(
     comp_dir: Path, meta: CompetitionMeta, data: bytes
 ) -> tuple[float | None, float | None, str | None]:
-    """(public score, private score, error description) of an uploaded file, checked as Kaggle checks it."""
-    sol = pd.read_csv(Path(comp_dir) / SOLUTION_FILE, dtype=str, keep_default_na=False)
+    """(public score, private score, error description) of an uploaded file, checked as Kaggle checks it,
+    then scored by the kit competition named in the metadata (`Competition.score_submission`)."""
+    sol = pd.read_csv(Path(comp_dir) / SOLUTION_FILE, keep_default_na=False)
     try:
-        sub = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+        sub = pd.read_csv(io.BytesIO(data), keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         return None, None, f"Could not parse the submission file: {str(e).splitlines()[0]}"
-    need = [meta.id_col, *meta.target_cols]
+    idc = meta.id_col
+    need = [idc, *meta.target_cols]
     missing = [c for c in need if c not in sub.columns]
     if missing:
         return None, None, f"Submission file is missing required column(s): {', '.join(missing)}"
     if len(sub) != len(sol):
         return None, None, f"Submission must have {len(sol)} rows; found {len(sub)}"
-    if sub[meta.id_col].duplicated().any():
-        dup = sub[meta.id_col][sub[meta.id_col].duplicated()].iloc[0]
-        return None, None, f"Submission has a duplicate {meta.id_col}: {dup}"
-    merged = sol.merge(sub[need], on=meta.id_col, how="left", suffixes=("", "__sub"), indicator=True)
-    if (merged["_merge"] != "both").any():
-        absent = merged.loc[merged["_merge"] != "both", meta.id_col].iloc[0]
-        return None, None, f"Submission is missing {meta.id_col} {absent}"
-    col = meta.target_cols[0]
+    sub_ids = sub[idc].astype(str)
+    if sub_ids.duplicated().any():
+        return None, None, f"Submission has a duplicate {idc}: {sub[idc][sub_ids.duplicated()].iloc[0]}"
+    pos = pd.Index(sub_ids).get_indexer(sol[idc].astype(str))
+    if (pos < 0).any():
+        return None, None, f"Submission is missing {idc} {sol[idc][pos < 0].iloc[0]}"
+    truth = sol[need].reset_index(drop=True)
+    pred = sub[need].iloc[pos].reset_index(drop=True)  # the solution's rows, in its order
+    for col in meta.target_cols:
+        if pd.api.types.is_numeric_dtype(truth[col]):  # an empty cell reads as "" here (keep_default_na=False)
+            values = pd.to_numeric(pred[col], errors="coerce")
+            if values.isna().any():
+                bad = int(values.isna().to_numpy().argmax())
+                return None, None, (f"Submission has an empty or non-numeric {col} for {idc} {truth[idc].iloc[bad]}: "
+                                    f"{pred[col].iloc[bad]!r}")
+            pred[col] = values
+    try:
+        comp = registry.get(meta.competition)
+    except KitError as e:
+        log.warning("sandbox: cannot score %s: %s", meta.slug, e)
+        return None, None, f"The competition cannot score submissions: {e}"
+    usage = sol["Usage"].to_numpy() if "Usage" in sol.columns else np.full(len(sol), "Public")
     scores: dict[str, float | None] = {}
-    usage = merged["Usage"] if "Usage" in merged.columns else pd.Series(["Public"] * len(merged))
     for part in ("Public", "Private"):
-        rows = merged[usage.to_numpy() == part]
-        truth, pred = rows[col].tolist(), rows[col + "__sub"].tolist()
-        scores[part] = metric_value(meta.metric, truth, pred) if len(rows) else None
+        rows = usage == part
+        if not rows.any():
+            scores[part] = None
+            continue
+        try:
+            scores[part] = float(comp.score_submission(truth[rows].reset_index(drop=True),
+                                                       pred[rows].reset_index(drop=True)))
+        except Exception as e:  # a submission the metric cannot take (unknown label...) is an error, as on Kaggle
+            return None, None, f"Submission could not be scored: {_one_line(e)}"
     return scores["Public"], scores["Private"], None
 
 
@@ -448,7 +451,10 @@ class Sandbox:
         if today >= self.daily_limit:
             raise HttpError(400, f"Your team has used its daily Submission allowance ({self.daily_limit}) today, "
                                  "please try again tomorrow UTC")
-        meta = CompetitionMeta.load(d)
+        try:
+            meta = CompetitionMeta.load(d)
+        except KitError as e:  # e.g. metadata from an older kit: say so rather than a bare 500
+            raise HttpError(500, f"sandbox: {e}") from None
         public, private, error = score_submission(d, meta, upload["data"])
         with self.lock:
             self.uploads.pop(req.blob_file_tokens, None)  # a token is good for one submission
@@ -703,70 +709,3 @@ def client_env(url: str, config_dir: Path | None = None) -> dict[str, str]:
     if config_dir is not None:
         env["KAGGLE_CONFIG_DIR"] = str(config_dir)
     return env
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`kit sandbox --root DIR`: serve the competitions in DIR until interrupted."""
-    from kit.cli import run
-
-    return run(_main, argv)
-
-
-def _main(argv: Sequence[str] | None) -> int:
-    from kit.sandbox.data import generate_all
-
-    p = argparse.ArgumentParser(prog="kit sandbox", description="A local Kaggle for offline rehearsals and tests.")
-    p.add_argument("--root", type=Path, required=True, help="folder of competitions: ROOT/<slug>/")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port (default 7777)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--generate", action="store_true", help="create the titanic and planet competitions if missing")
-    p.add_argument("--config-dir", type=Path, default=None,
-                   help="write a kaggle.json with the sandbox's credentials here (use it as KAGGLE_CONFIG_DIR)")
-    p.add_argument("--username", default="sandbox")
-    p.add_argument("--daily-limit", type=int, default=5)
-    p.add_argument("--score-delay", type=float, default=1.0, help="seconds a submission stays pending")
-    p.add_argument("--fault", action="append", default=[], metavar="SPEC",
-                   help="misbehave: CreateSubmission:500x2, ListSubmissions:drop, *:delay=3 (repeatable)")
-    p.add_argument("--port-file", type=Path, default=None, help="write the port here once listening")
-    a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s sandbox: %(message)s", datefmt="%H:%M:%S")
-    if a.generate:
-        for d in generate_all(a.root):
-            log.info("generated %s", d)
-    if not a.root.is_dir():
-        raise KitError(f"--root {a.root}: not a folder (add --generate to create the demo competitions)")
-    try:
-        sb = Sandbox(a.root, username=a.username, daily_limit=a.daily_limit, score_delay=a.score_delay,
-                     host=a.host, port=a.port)
-    except OSError as e:
-        raise KitError(f"cannot listen on {a.host}:{a.port}: {e.strerror}; pick another --port (0 = any free)",
-                       exit_code=5) from None
-    for spec in a.fault:
-        sb.add_fault(Fault.parse(spec))
-    slugs = sorted(d.name for d in a.root.iterdir() if (d / ".competition.json").is_file())
-    print(f"Kaggle sandbox on {sb.url} serving {', '.join(slugs) or '(no competitions)'}", flush=True)
-    if a.config_dir:
-        print(f"credentials written to {sb.write_credentials(a.config_dir)}", flush=True)
-    else:
-        print("no --config-dir given: the key is random, so clients cannot authenticate; pass --config-dir DIR",
-              flush=True)
-    env = client_env(sb.url, a.config_dir)
-    print("point kit (and the official client) at it with:\n  export "
-          + " ".join(f"{k}={v}" for k, v in env.items() if k.isupper()), flush=True)
-    if a.port_file:
-        a.port_file.write_text(str(sb.port))
-    def _stop(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)  # `kill PID` stops it as cleanly as Ctrl-C
-    try:
-        sb.httpd.serve_forever()
-    except KeyboardInterrupt:
-        print("sandbox stopped", flush=True)
-    finally:
-        sb.httpd.server_close()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

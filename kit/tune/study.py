@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 
 from kit.errors import KitError
-from kit.tune_storage import fail_stale_trials, masked, open_storage
+from kit.tune.storage import fail_stale_trials, masked, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,8 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 
 
 def make_pruner(name: str, n_folds: int) -> optuna.pruners.BasePruner:
-    """median | hyperband | none; steps are fold * EPOCH_STEPS + epoch (see kit.tune_objective)."""
-    from kit.tune_objective import EPOCH_STEPS
+    """median | hyperband | none; steps are fold * EPOCH_STEPS + epoch (see kit.tune.objective)."""
+    from kit.tune.objective import EPOCH_STEPS
 
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
@@ -69,7 +69,7 @@ def make_pruner(name: str, n_folds: int) -> optuna.pruners.BasePruner:
 def load_study(cfg: TuneConfig, comp, worker: int = 0, create: bool = False) -> optuna.Study:
     """Open (or create) the study in the configured storage, with this worker's sampler and pruner."""
     storage = open_storage(cfg.storage, cfg.heartbeat)
-    direction = "maximize" if comp.greater_is_better else "minimize"
+    direction = comp.metric.direction
     sampler = make_sampler(cfg.sampler, cfg.seed + worker)
     pruner = make_pruner(cfg.pruner, cfg.n_folds or comp.n_folds)
     try:
@@ -92,7 +92,7 @@ def load_study(cfg: TuneConfig, comp, worker: int = 0, create: bool = False) -> 
                        f"{direction}; choose another --study")
     if owner is None and create:
         study.set_user_attr("competition", comp.name)
-        study.set_user_attr("metric", comp.metric)
+        study.set_user_attr("metric", str(comp.metric))
     return study
 
 
@@ -100,7 +100,7 @@ def run_worker(cfg: TuneConfig, worker: int = 0, data=None) -> None:
     """Run `cfg.n_trials` trials (or until the timeout) of the shared study; `worker` offsets the sampler seed."""
     from kit import registry
     from kit.cv import make_folds
-    from kit.tune_objective import objective
+    from kit.tune.objective import objective
 
     if cfg.threads:
         import torch

@@ -1,21 +1,23 @@
-"""`kit submissions --comp NAME`: past Kaggle submissions with status and public score (≡ python -m kit.submissions).
-
-Also the ledger's reconciliation with Kaggle's list and the wait for a score, shared with `kit submit`.
+"""Submitting to Kaggle with the ledger: the upload itself, reconciliation of interrupted submits with Kaggle's
+list, the wait for a score, and the listing table (the library behind `kit submit` and `kit submissions`).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kit.kaggle_api import Kaggle, RemoteSubmission, StillPending, env_float
-from kit.ledger import LEDGER_NAME, Ledger, parse_iso
-from kit.spec import Competition
+from kit.io import sha256_file
+from kit.kaggle.client import Kaggle, RemoteSubmission, env_float
+from kit.kaggle.errors import Duplicate, KaggleError, LimitReached, ScoringFailed, StillPending
+from kit.kaggle.ledger import Entry, Ledger, parse_iso
+
+if TYPE_CHECKING:
+    from kit.spec import Competition
 
 
 def reconcile(kg: Kaggle, comp: Competition, ledger: Ledger,
@@ -91,34 +93,54 @@ def format_table(remote: list[RemoteSubmission], ledger_refs: set[int]) -> str:
                      for r in rows)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`kit submissions --comp NAME`."""
-    from kit.cli import run
+@dataclass
+class Sent:
+    """A submission Kaggle accepted: its ledger entry, Kaggle's ref, and how many more are allowed today."""
 
-    return run(_main, argv)
-
-
-def _main(argv: Sequence[str] | None) -> int:
-    from kit import registry
-
-    p = argparse.ArgumentParser(prog="kit submissions", description="List your Kaggle submissions and scores.")
-    p.add_argument("--comp", required=True, help="competition name (a folder under competitions/)")
-    p.add_argument("--root", type=Path, default=Path("submissions"), help="submissions folder (holds ledger.jsonl)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    a = p.parse_args(argv)
-    comp = registry.get(a.comp)
-    ledger = Ledger(a.root / LEDGER_NAME)
-    kg = Kaggle(comp.slug)
-    remote = reconcile(kg, comp, ledger)
-    refs = ledger.refs(comp.name)
-    if a.json:
-        print(json.dumps([{**s.as_dict(), "in_ledger": s.ref in refs} for s in remote], indent=2))
-    elif not remote:
-        print(f"no submissions to {comp.slug} yet")
-    else:
-        print(format_table(remote, refs))
-    return 0
+    entry: Entry
+    ref: int
+    remaining: int
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def submit_file(kg: Kaggle, comp: Competition, path: Path, message: str, ledger: Ledger,
+                force: bool = False) -> Sent:
+    """Upload an already validated file, recorded in the ledger before and after.
+
+    Pending entries are reconciled first; a file whose SHA-256 is already submitted raises Duplicate unless
+    `force`; the daily limit is checked before anything is uploaded. A refusal is recorded as `failed`; a
+    failure Kaggle may have acted on (5xx, network) stays `pending` for the next reconciliation.
+    """
+    path = Path(path)
+    sha = sha256_file(path)
+    if any(e.state == "pending" for e in ledger.entries(comp.name)):
+        reconcile(kg, comp, ledger)
+    prev = ledger.find_sha(comp.name, sha)
+    if prev is not None and not force:
+        score = f", public score {prev.public_score:.5f}" if prev.public_score is not None else ""
+        raise Duplicate(f"{path} (sha256 {sha[:12]}) was already submitted to {comp.slug} on {prev.time[:19]}Z "
+                        f"as ref {prev.ref}{score}; add --force to submit it again")
+    limits = kg.limits(comp.slug)
+    if limits["remaining"] <= 0:
+        cap = "lifetime" if limits["limited_by_total"] else "daily"
+        raise LimitReached(f"{cap} submission limit reached for {comp.slug}: {limits['today']} submitted today, "
+                           "0 remaining; try again after 00:00 UTC")
+    entry = ledger.begin(comp.name, comp.slug, sha, path, message)
+    try:
+        ref = kg.submit(path, message, comp.slug, exclude=ledger.refs(comp.name))
+    except KaggleError as e:
+        if not e.retriable:  # refused outright: nothing was created; otherwise the next run reconciles
+            ledger.failed(entry, str(e))
+        raise
+    ledger.submitted(entry, ref)
+    return Sent(entry, ref, limits["remaining"] - 1)
+
+
+def await_score(kg: Kaggle, comp: Competition, ledger: Ledger, entry: Entry, timeout: float) -> RemoteSubmission:
+    """Wait for Kaggle to score a submitted entry and record the result; ScoringFailed when Kaggle could not."""
+    if entry.ref is None:
+        raise ValueError("await_score needs a submitted entry (with a Kaggle ref)")
+    s = wait_for_score(kg, comp, entry.ref, timeout)
+    ledger.scored(entry, s.status, s.public_score, s.private_score, s.error)
+    if s.status == "error":
+        raise ScoringFailed(f"Kaggle could not score submission {entry.ref}: {s.error or 'no reason given'}")
+    return s

@@ -12,7 +12,9 @@ import optuna
 from optuna.trial import TrialState
 
 from kit import plots
+from kit.decoders import Decoder
 from kit.io import atomic_write_csv, atomic_write_json, atomic_write_text
+from kit.metrics import Metric
 
 log = logging.getLogger(__name__)
 
@@ -63,38 +65,12 @@ def write_study_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
     return out
 
 
-def threshold_report(decoding: dict[str, Any], metric: str) -> list[str]:
-    """Readable lines: OOF metric at 0.5, at the best global threshold, with per-class thresholds and the guard."""
-    kind = decoding.get("kind")
-    if kind == "threshold":
-        return [f"OOF {metric} at 0.5: {decoding['score_at_0.5']:.4f}",
-                f"OOF {metric} at the best threshold {decoding['threshold']:.2f}: {decoding['score']:.4f}"]
-    if kind == "per_class":
-        lines = [
-            f"OOF {metric} at 0.5: {decoding['score_at_0.5']:.4f}",
-            f"OOF {metric} at the best global threshold {decoding['global_threshold']:.2f}: "
-            f"{decoding['score_global']:.4f}",
-            f"OOF {metric} with per-class thresholds: {decoding['score_per_class_raw']:.4f} raw, "
-            f"{decoding['score_per_class']:.4f} after the rare-class guard"
-            + (" (guard fell back to the global threshold)" if decoding.get("fell_back_to_global") else ""),
-            f"{'class':<20} {'n_pos':>6} {'raw':>6} {'guarded':>8} {'shift':>7}",
-        ]
-        for c in decoding.get("classes", []):
-            lines.append(f"{c['class']:<20} {c['n_pos']:>6d} {c['raw']:>6.3f} {c['guarded']:>8.3f} {c['shift']:>+7.3f}")
-        if abs(decoding.get("score", decoding["score_per_class"]) - decoding["score_per_class"]) > 1e-12:
-            lines.append(f"OOF {metric} after the competition's own decoding rules: {decoding['score']:.4f}")
-        return lines
-    return [f"OOF {metric}: {decoding.get('score', float('nan')):.4f} (no decision threshold for this task)"]
-
-
-def write_thresholds(decoding: dict[str, Any], metric: str, out_dir: Path) -> list[Path]:
-    """`thresholds.json`, `thresholds.txt` (the report) and `threshold_curve.png` (metric vs global threshold)."""
-    out = [atomic_write_json(out_dir / "thresholds.json", {k: v for k, v in decoding.items() if k != "curve"})]
-    lines = threshold_report(decoding, metric)
-    out.append(atomic_write_text(out_dir / "thresholds.txt", "\n".join(lines) + "\n"))
-    curve = decoding.get("curve")
-    if curve:
-        chosen = decoding.get("threshold", decoding.get("global_threshold", 0.5))
-        out.append(plots.threshold_curve(np.asarray(curve["grid"]), np.asarray(curve["score"]), chosen, metric,
+def write_thresholds(decoder: Decoder, metric: Metric | str, out_dir: Path) -> list[Path]:
+    """`thresholds.json`, `thresholds.txt` (the decoder's report) and `threshold_curve.png` (metric vs threshold)."""
+    out = [atomic_write_json(out_dir / "thresholds.json", decoder.to_json())]
+    out.append(atomic_write_text(out_dir / "thresholds.txt", "\n".join(decoder.report(metric)) + "\n"))
+    curve = decoder.curve()
+    if curve is not None:
+        out.append(plots.threshold_curve(np.asarray(curve[0]), np.asarray(curve[1]), float(curve[2]), str(metric),
                                          out_dir / "threshold_curve.png"))
     return out

@@ -1,4 +1,4 @@
-"""`kit download --comp NAME`: competition files from Kaggle, unzipped into data/<name>/ (≡ python -m kit.download).
+"""A competition's files from Kaggle, unpacked into its data folder (the library behind `kit download`).
 
 Nothing is downloaded when Kaggle's file list matches the last download and the unpacked files are still
 there (`data/<name>/.kit-download.json` lists them with their sizes). The zip goes to a staging folder beside
@@ -10,7 +10,7 @@ rename each), so an interrupted or failed download never leaves half-written fil
 
 from __future__ import annotations
 
-import argparse
+import json
 import lzma
 import os
 import shutil
@@ -22,20 +22,21 @@ import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kit.errors import DataError, KitError
 from kit.io import atomic_write_json
-from kit.ledger import now_iso
+from kit.kaggle.ledger import now_iso
+
+if TYPE_CHECKING:
+    from kit.spec import Competition
 
 MANIFEST = ".kit-download.json"
 
 
 def _read_manifest(data_dir: Path) -> dict[str, Any]:
-    import json
-
     try:
         return json.loads((data_dir / MANIFEST).read_text())
     except (OSError, ValueError):
@@ -245,16 +246,28 @@ def _remove_stale_staging(data_dir: Path, max_idle_s: float = 600.0) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def download(comp, data_dir: Path, force: bool = False, quiet: bool = False) -> list[Path]:
-    """Download and unpack `comp`'s files into `data_dir` unless already there; returns the files it wrote."""
-    from kit.kaggle_api import Kaggle
+@dataclass
+class Downloaded:
+    """What `download` did: the files it wrote, or nothing when `data_dir` already held Kaggle's current files."""
+
+    slug: str
+    data_dir: Path
+    remote: list[dict[str, Any]]  # Kaggle's file list
+    up_to_date: bool = False  # nothing downloaded
+    files: list[Path] = field(default_factory=list)
+    bytes: int = 0
+    missing: list[str] = field(default_factory=list)  # the competition's train/test/sample files not in it
+
+
+def download(comp: Competition, data_dir: Path, force: bool = False, quiet: bool = False) -> Downloaded:
+    """Download and unpack `comp`'s files into `data_dir` unless already there (or `force`)."""
+    from kit.kaggle.client import Kaggle
 
     data_dir = Path(data_dir)
     kg = Kaggle(comp.slug)
     remote = kg.list_files(comp.slug)
     if not force and up_to_date(data_dir, comp.slug, remote):
-        print(f"{data_dir} is up to date with Kaggle's {comp.slug} ({len(remote)} file(s)); nothing downloaded")
-        return []
+        return Downloaded(comp.slug, data_dir, remote, up_to_date=True)
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_staging(data_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.download-", dir=data_dir.parent))
@@ -280,34 +293,5 @@ def download(comp, data_dir: Path, force: bool = False, quiet: bool = False) -> 
                                                  "downloaded_utc": now_iso()})
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    total = sum(sizes.values())
-    print(f"downloaded {comp.slug}: {len(written)} file(s), {total / 1e6:.1f} MB into {data_dir}")
     missing = [f for f in (comp.train_file, comp.test_file, comp.sample_file) if not (data_dir / f).exists()]
-    if missing:
-        print(f"warning: expected file(s) not in the download: {', '.join(missing)}", file=sys.stderr)
-    return written
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`kit download --comp NAME [--data-dir DIR] [--force]`."""
-    from kit.cli import run
-
-    return run(_main, argv)
-
-
-def _main(argv: Sequence[str] | None) -> int:
-    from kit import registry
-
-    p = argparse.ArgumentParser(prog="kit download", description="Download a competition's files from Kaggle.")
-    p.add_argument("--comp", required=True, help="competition name (a folder under competitions/)")
-    p.add_argument("--data-dir", type=Path, default=None, help="where the files go (default data/<comp>)")
-    p.add_argument("--force", action="store_true", help="download even if the files are up to date")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    a = p.parse_args(argv)
-    comp = registry.get(a.comp)
-    download(comp, a.data_dir or Path("data") / comp.name, force=a.force, quiet=a.quiet)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return Downloaded(comp.slug, data_dir, remote, files=written, bytes=sum(sizes.values()), missing=missing)

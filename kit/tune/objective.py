@@ -13,7 +13,7 @@ import torch
 from fastai.callback.core import Callback, CancelFitException
 
 from kit.cv import cross_validate
-from kit.losses import activation_for
+from kit.errors import KitError
 from kit.spec import Competition, Data
 
 # Intermediate values of fold k use steps k*EPOCH_STEPS + epoch, and (k+1)*EPOCH_STEPS - 1 for the fold's end,
@@ -58,9 +58,12 @@ class EpochPruningCallback(Callback):
     def after_epoch(self) -> None:
         if not self._preds:
             return
-        probs = activation_for(self.comp.task, torch.cat(self._preds)).numpy()
+        # the loss's own activation, as in prediction; regression scores in the fold's scaled target space,
+        # the same for every trial at a given step, which is all a pruner compares
+        act = getattr(self.learn.loss_func, "activation", lambda x: x)
+        probs = self.comp.task.outputs_to_probs(act(torch.cat(self._preds)).numpy())
         y = torch.cat(self._targs).numpy()
-        if self.comp.task in ("binary", "multiclass", "multilabel"):
+        if self.comp.task.classification:
             y = y.astype(np.int64)
         value = self.comp.score(y, probs)
         epoch, self.epochs_seen = self.epochs_seen, self.epochs_seen + 1
@@ -137,3 +140,25 @@ def objective(
     trial.set_user_attr("fold_scores", [round(s, 6) for s in cv.fold_scores])
     trial.set_user_attr("cv_std", round(cv.std, 6))
     return cv.mean
+
+
+def probe_search_space(comp: Competition, fixed: dict[str, Any]) -> None:
+    """Sample the search space in memory and check its bounds with the competition, before touching the study."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    params = {**comp.search_space(FixedParams(trial, fixed)), **fixed}
+    comp.params(params)
+    for name, dist in trial.distributions.items():
+        if name not in params:
+            continue
+        categorical = isinstance(dist, optuna.distributions.CategoricalDistribution)
+        values = dist.choices if categorical else (dist.low, dist.high)
+        for v in values:
+            try:
+                comp.params({**params, name: v})
+            except KitError as e:
+                raise KitError(f"search space of {comp.name} offers {name}={v!r}, which it rejects: {e}") from None

@@ -2,7 +2,7 @@
 
 `import kaggle` authenticates at import time (and sends KAGGLE_API_TOKEN to Kaggle to introspect it), so
 nothing here imports it before credentials have been found and the user actually asked for Kaggle.
-Every failure becomes one line with its own exit code (see the EXIT_* constants); 429, 5xx and network
+Every failure becomes one line with its own exit code (`kit.kaggle.errors`); 429, 5xx and network
 failures are retried a bounded number of times with exponential backoff and jitter first.
 
 Where requests go: kagglesdk's `KAGGLE_API_ENVIRONMENT` (unset/PROD: api.kaggle.com; TEST: http://localhost:7777,
@@ -16,189 +16,31 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
-import logging
 import os
 import random
-import stat
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from kit.errors import KitError
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-EXIT_NO_CREDENTIALS = 20
-EXIT_UNAUTHORIZED = 21  # 401: bad or stale key
-EXIT_FORBIDDEN = 22  # 403: competition rules not accepted
-EXIT_NOT_FOUND = 23  # 404: unknown or closed competition
-EXIT_RATE_LIMITED = 24  # 429 after retries
-EXIT_SERVER_ERROR = 25  # 5xx after retries, or an upload Kaggle did not take
-EXIT_OFFLINE = 26  # connection refused, DNS failure, timeout, dropped connection
-EXIT_LIMIT_REACHED = 27  # daily submission limit
-EXIT_DUPLICATE = 28  # file already submitted (needs --force)
-EXIT_SCORING_FAILED = 29  # Kaggle could not score the submission
-EXIT_STILL_PENDING = 30  # --wait gave up before Kaggle scored it
-EXIT_KAGGLE_OTHER = 31  # any other answer from Kaggle
-
-
-class KaggleError(KitError):
-    """A failure talking to Kaggle (one line, distinct exit code)."""
-
-    exit_code = EXIT_KAGGLE_OTHER
-    retriable = False
-
-
-class NoCredentials(KaggleError):
-    """No credentials found (the message says how to set them)."""
-
-    exit_code = EXIT_NO_CREDENTIALS
-
-
-class Unauthorized(KaggleError):
-    """HTTP 401: the key or token is wrong, expired or revoked."""
-
-    exit_code = EXIT_UNAUTHORIZED
-
-
-class Forbidden(KaggleError):
-    """HTTP 403: the competition's rules have not been accepted."""
-
-    exit_code = EXIT_FORBIDDEN
-
-
-class NotFound(KaggleError):
-    """HTTP 404: unknown or closed competition."""
-
-    exit_code = EXIT_NOT_FOUND
-
-
-class RateLimited(KaggleError):
-    """HTTP 429, still after the retries."""
-
-    exit_code = EXIT_RATE_LIMITED
-    retriable = True
-
-
-class ServerError(KaggleError):
-    """HTTP 5xx (or an upload Kaggle did not take), still after the retries."""
-
-    exit_code = EXIT_SERVER_ERROR
-    retriable = True
-
-
-class Offline(KaggleError):
-    """Kaggle cannot be reached: refused, DNS failure, timeout or dropped connection."""
-
-    exit_code = EXIT_OFFLINE
-    retriable = True
-
-
-class LimitReached(KaggleError):
-    """The daily (or lifetime) submission limit is used up."""
-
-    exit_code = EXIT_LIMIT_REACHED
-
-
-class Duplicate(KaggleError):
-    """This exact file was already submitted to the competition."""
-
-    exit_code = EXIT_DUPLICATE
-
-
-class ScoringFailed(KaggleError):
-    """Kaggle could not score the submission."""
-
-    exit_code = EXIT_SCORING_FAILED
-
-
-class StillPending(KaggleError):
-    """Kaggle had not scored the submission when --wait gave up."""
-
-    exit_code = EXIT_STILL_PENDING
-
-
-SETTINGS_URL = "https://www.kaggle.com/settings"
-HOW_TO_SET = (
-    f"create an API token at {SETTINGS_URL} (API section) and save it as ~/.kaggle/kaggle.json (chmod 600; "
-    "or in $KAGGLE_CONFIG_DIR), or set KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN"
+from kit.kaggle.credentials import HOW_TO_SET, SETTINGS_URL, config_dir, find_credentials, redact
+from kit.kaggle.errors import (
+    Forbidden,
+    KaggleError,
+    LimitReached,
+    NoCredentials,
+    NotFound,
+    Offline,
+    RateLimited,
+    ServerError,
+    Unauthorized,
 )
 
-
-# ---- credentials ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """Where the client's credentials come from; the secret is never printed (repr hides it)."""
-
-    source: str
-    username: str | None
-    secret: str = field(repr=False)
-
-
-def config_dir(env: dict[str, str] | None = None) -> Path:
-    """The folder the client reads kaggle.json from (same rule as KaggleApi: KAGGLE_CONFIG_DIR, ~/.kaggle, XDG)."""
-    env = os.environ if env is None else env
-    if env.get("KAGGLE_CONFIG_DIR"):
-        return Path(env["KAGGLE_CONFIG_DIR"])
-    home = Path(os.path.expanduser("~")) / ".kaggle"
-    if sys.platform.startswith("linux") and not home.exists():
-        return Path(env.get("XDG_CONFIG_HOME") or Path(os.path.expanduser("~")) / ".config") / "kaggle"
-    return home
-
-
-def _warn_permissions(path: Path) -> None:
-    mode = path.stat().st_mode
-    if os.name != "nt" and mode & (stat.S_IRGRP | stat.S_IROTH):
-        print(f"warning: {path} is readable by other users; run `chmod 600 {path}`", file=sys.stderr)
-
-
-def find_credentials(env: dict[str, str] | None = None) -> Credentials:
-    """The credentials the official client will use, in its order; NoCredentials (saying how to set them) if none."""
-    env = os.environ if env is None else env
-    token = env.get("KAGGLE_API_TOKEN")
-    if token:
-        if Path(token).is_file():  # kagglesdk accepts a path to a token file too
-            return Credentials(f"KAGGLE_API_TOKEN file {token}", None, Path(token).read_text().strip())
-        return Credentials("KAGGLE_API_TOKEN", None, token)
-    for name in ("access_token", "access_token.txt"):
-        p = Path(os.path.expanduser("~")) / ".kaggle" / name
-        if p.is_file() and p.read_text().strip():
-            return Credentials(str(p), None, p.read_text().strip())
-    path = config_dir(env) / "kaggle.json"
-    file_values: dict[str, Any] = {}
-    problem = ""
-    if path.is_file():
-        _warn_permissions(path)
-        try:
-            file_values = json.loads(path.read_text() or "{}")
-            if not isinstance(file_values, dict):
-                raise ValueError("not a JSON object")
-        except ValueError:
-            file_values, problem = {}, f"{path} is not valid JSON; "
-    user = env.get("KAGGLE_USERNAME") or file_values.get("username")
-    key = env.get("KAGGLE_KEY") or file_values.get("key")
-    if user and key:
-        source = "KAGGLE_USERNAME/KAGGLE_KEY" if env.get("KAGGLE_KEY") else str(path)
-        return Credentials(source, str(user), str(key))
-    if path.is_file() and not problem:
-        problem = f"{path} lacks a username or key; "
-    raise NoCredentials(f"no Kaggle credentials: {problem}{HOW_TO_SET}")
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret replaced by ***."""
-    for s in secrets:
-        if s and len(s) >= 4:
-            text = text.replace(s, "***")
-    return text
+T = TypeVar("T")
 
 
 # ---- results as plain data -------------------------------------------------------------------------------------

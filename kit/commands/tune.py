@@ -1,4 +1,4 @@
-"""`kit tune --comp NAME` (≡ `python -m kit.tune`): Optuna search over a competition's declared search space.
+"""`kit tune --comp NAME` (≡ `python -m kit tune`, or `python -m kit.tune`): Optuna search over a competition's declared search space.
 
 Resumable (trials live in a storage: SQLite by default, PostgreSQL for many machines, a journal file for
 many processes on one machine), prunable (per epoch and per fold), distributable (workers sharing a study
@@ -17,64 +17,39 @@ from typing import Any
 
 import optuna
 
+from kit.commands import args as cargs
 from kit.errors import KitError
-from kit.tune_storage import default_url, masked
-from kit.tune_study import PRUNERS, SAMPLERS, TuneConfig, load_study, run_workers
+from kit.tune.objective import probe_search_space
+from kit.tune.storage import default_url, masked
+from kit.tune.study import PRUNERS, SAMPLERS, TuneConfig, load_study, run_workers
 
 log = logging.getLogger(__name__)
 
 
-def probe_search_space(comp, fixed: dict[str, Any]) -> None:
-    """Sample the search space in memory and check its bounds with the competition, before touching the study."""
-    from kit.tune_objective import FixedParams
-
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    params = {**comp.search_space(FixedParams(trial, fixed)), **fixed}
-    comp.params(params)
-    for name, dist in trial.distributions.items():
-        if name not in params:
-            continue
-        categorical = isinstance(dist, optuna.distributions.CategoricalDistribution)
-        values = dist.choices if categorical else (dist.low, dist.high)
-        for v in values:
-            try:
-                comp.params({**params, name: v})
-            except KitError as e:
-                raise KitError(f"search space of {comp.name} offers {name}={v!r}, which it rejects: {e}") from None
-
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of `kit tune`."""
     p = argparse.ArgumentParser(prog="kit tune", description=__doc__.splitlines()[0])
-    p.add_argument("--comp", required=True, help="competition name (a folder under competitions/)")
-    p.add_argument("--data-dir", type=Path, default=None, help="folder with the competition files (data/<comp>)")
+    cargs.add_comp(p)
+    cargs.add_data_dir(p)
     p.add_argument("--n-trials", type=int, default=20, help="trials to add in this run (split among --n-jobs)")
     p.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
     p.add_argument("--n-jobs", type=int, default=1, help="worker processes on this machine")
     p.add_argument("--sampler", default="tpe", help=f"one of {', '.join(SAMPLERS)}")
     p.add_argument("--pruner", default="median", help=f"one of {', '.join(PRUNERS)}")
-    p.add_argument("--seed", type=int, default=42, help="seed of the folds, the models and the sampler")
-    p.add_argument("--folds", type=int, default=None, help="number of CV folds (competition default)")
+    cargs.add_cv(p)
     p.add_argument("--storage", default=None,
                    help="Optuna storage URL (default sqlite:///runs/<comp>/optuna.db; postgresql://...; journal:PATH)")
     p.add_argument("--study", default=None, help="study name (default: the competition's name)")
     p.add_argument("--heartbeat", type=int, default=60,
                    help="seconds between worker heartbeats; a trial silent for twice this is failed and retried")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="fix a hyper-parameter instead of searching it (repeatable), e.g. --set epochs=3")
+    cargs.add_overrides(p, help="fix a hyper-parameter instead of searching it (repeatable), e.g. --set epochs=3")
     p.add_argument("--worker", type=int, default=0,
                    help="this machine's index when several machines share a study (0, 1, ...): the sampler is "
                    "seeded with --seed + index so machines propose different trials")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads per worker (default: torch's own for one worker, cores / n-jobs for several); "
-                   "1 is fastest for small tabular models on busy machines")
+    cargs.add_threads(p, help="torch threads per worker (default: torch's own for one worker, cores / n-jobs for "
+                      "several); 1 is fastest for small tabular models on busy machines")
     p.add_argument("--no-refit", action="store_true", help="search only: no refit, thresholds or submission")
-    p.add_argument("--runs", type=Path, default=Path("runs"), help="where studies and run folders go")
-    p.add_argument("--out", type=Path, default=Path("submissions"), help="where submissions are written")
+    cargs.add_outputs(p)
     return p
 
 
@@ -100,9 +75,9 @@ def check_args(args: argparse.Namespace) -> None:
 
 def refit_and_report(cfg: TuneConfig, comp, study: optuna.Study, args: argparse.Namespace, data) -> dict[str, Any]:
     """Best params -> outputs under runs/<comp>/<study>/; unless --no-refit: refit, thresholds, submission."""
-    from kit import tune_outputs
     from kit.io import atomic_write_json
-    from kit.tune_objective import jsonable, trial_params
+    from kit.tune import outputs as tune_outputs
+    from kit.tune.objective import jsonable, trial_params
 
     out_dir = Path(args.runs) / comp.name / cfg.study
     counts = tune_outputs.state_counts(study)
@@ -124,8 +99,8 @@ def refit_and_report(cfg: TuneConfig, comp, study: optuna.Study, args: argparse.
 
         run = train_and_submit(comp, cfg.data_dir, params, seed=cfg.seed, n_folds=cfg.n_folds, out=args.out,
                                runs=args.runs, record_extra={"tune": tune}, progress=False, data=data)
-        tune_outputs.write_thresholds(run.decoding, comp.metric, out_dir)
-        for line in tune_outputs.threshold_report(run.decoding, comp.metric):
+        tune_outputs.write_thresholds(run.decoder, comp.metric, out_dir)
+        for line in run.decoder.report(comp.metric):
             print(line)
         print(f"refit CV {run.cv.summary()}")
         print(f"submission: {run.submission}")
@@ -140,7 +115,6 @@ def _main(argv: Sequence[str] | None) -> int:
     from kit import registry
     from kit.cli import setup_logging
     from kit.cv import make_folds
-    from kit.train import parse_overrides
 
     args = build_parser().parse_args(argv)
     setup_logging()
@@ -148,15 +122,12 @@ def _main(argv: Sequence[str] | None) -> int:
     comp = registry.get(args.comp)
     if args.threads is None and args.n_jobs == 1:
         args.threads = comp.threads
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    data_dir = args.data_dir or Path("data") / comp.name
+    cargs.set_threads(args.threads)
+    data_dir = cargs.data_dir(args, comp.name)
     # everything that can be wrong is checked before the storage is opened, so bad input leaves the study untouched
     data = comp.load(data_dir)
     make_folds(comp.task, data.y, args.folds or comp.n_folds, args.seed, data.groups)
-    fixed = parse_overrides(args.overrides, comp.default_params)
+    fixed = cargs.parse_overrides(args.overrides, comp.default_params)
     probe_search_space(comp, fixed)
     cfg = TuneConfig(comp=comp.name, data_dir=data_dir, storage=args.storage or default_url(args.runs, comp.name),
                      study=args.study or comp.name, n_trials=args.n_trials, timeout=args.timeout,
@@ -170,7 +141,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `kit tune` / `python -m kit.tune`."""
+    """Entry point of `kit tune`."""
     from kit.cli import run
 
     return run(_main, argv)

@@ -1,0 +1,69 @@
+"""`kit submit --comp NAME [--file F] [-m MSG] [--wait] [--force]`: validate a submission file, send it to Kaggle.
+
+Nothing is sent or recorded unless the file passes validation against the sample submission (exit 4);
+every submission goes through the ledger (`submissions/ledger.jsonl`, see `kit.kaggle.ledger`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from kit.commands.args import add_comp, add_data_dir, data_dir
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`kit submit`: one-line errors and exit codes through `kit.cli.run`."""
+    from kit.cli import run
+
+    return run(_main, argv)
+
+
+def default_message(path: Path) -> str:
+    """A leaderboard description from the file's sidecar record (CV score, folds, seed); "" without one."""
+    try:
+        rec = json.loads(path.with_suffix(".json").read_text())
+        cv = rec["cv"]
+        return (f"kit {path.stem}: cv {cv['metric']} {cv['mean']:.4f}±{cv['std']:.4f} "
+                f"({cv['n_folds']} folds, seed {rec.get('seed')})")
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from kit import registry
+    from kit.errors import SubmissionError
+    from kit.kaggle.client import Kaggle
+    from kit.kaggle.ledger import LEDGER_NAME, Ledger
+    from kit.kaggle.submissions import await_score, submit_file
+    from kit.submission import SUBMISSIONS_DIR, check_file, latest_submission
+
+    p = argparse.ArgumentParser(prog="kit submit", description="Validate a submission file and submit it to Kaggle.")
+    add_comp(p)
+    p.add_argument("--file", type=Path, default=None, help="CSV to submit (default: the newest in submissions/<comp>/)")
+    p.add_argument("-m", "--message", default=None, help="submission description (default: from the file's record)")
+    p.add_argument("--wait", action="store_true", help="wait until Kaggle has scored it and print the score")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds --wait waits (default 1800)")
+    p.add_argument("--force", action="store_true", help="submit even if this exact file was submitted before")
+    add_data_dir(p, "the sample submission")
+    p.add_argument("--root", type=Path, default=SUBMISSIONS_DIR, help="submissions folder (holds ledger.jsonl)")
+    a = p.parse_args(argv)
+    comp = registry.get(a.comp)
+    if a.file is not None and not a.file.is_file():
+        raise SubmissionError(f"--file {a.file}: file not found")
+    path = a.file if a.file is not None else latest_submission(comp.name, a.root)
+    check_file(comp, path, data_dir(a, comp.name))  # nothing is sent, nothing recorded, unless this passes
+    message = a.message if a.message is not None else default_message(path)
+    ledger = Ledger(a.root / LEDGER_NAME)
+    kg = Kaggle(comp.slug)
+    sent = submit_file(kg, comp, path, message, ledger, force=a.force)
+    print(f"submitted {path} to {comp.slug} as ref {sent.ref} ({sent.remaining} submission(s) left today)",
+          flush=True)
+    if a.wait:
+        s = await_score(kg, comp, ledger, sent.entry, a.timeout)
+        private = f" (private {s.private_score:.5f})" if s.private_score is not None else ""
+        print(f"public score: {s.public_score:.5f}{private}" if s.public_score is not None
+              else "scored; Kaggle shows no public score", flush=True)
+    return 0

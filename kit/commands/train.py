@@ -1,0 +1,83 @@
+"""`kit train --comp NAME`: cross-validate a competition's model and write a validated submission."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kit.commands import args as cargs
+from kit.errors import KitError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Arguments of `kit train`."""
+    p = argparse.ArgumentParser(
+        prog="kit train", description="Cross-validate a competition's model and write a validated submission."
+    )
+    cargs.add_comp(p)
+    cargs.add_data_dir(p)
+    cargs.add_cv(p)
+    cargs.add_overrides(p)
+    p.add_argument("--params", type=Path, default=None, help="JSON file of hyper-parameters (e.g. a tune result)")
+    cargs.add_outputs(p)
+    cargs.add_threads(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bars (default when stdout is not a terminal)")
+    p.add_argument("--skip-bad-images", action="store_true",
+                   help="image competitions: drop unreadable training images, fill unreadable test rows from the "
+                        "fold-ensemble prior (sets the skip_bad_images parameter)")
+    return p
+
+
+def read_params_file(path: Path) -> dict[str, Any]:
+    """Parameters from a JSON file: a plain dict or a `best_params.json` (its `params`)."""
+    try:
+        loaded = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise KitError(f"{path}: cannot read parameters ({e})") from None
+    if not isinstance(loaded, dict):
+        raise KitError(f"{path}: expected a JSON object of parameters")
+    return loaded.get("params", loaded)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from kit import registry
+    from kit.cli import setup_logging
+    from kit.run import train_and_submit
+
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    comp = registry.get(args.comp)
+    cargs.set_threads(args.threads if args.threads is not None else comp.threads)
+    overrides: dict[str, Any] = {}
+    if args.params is not None:
+        overrides.update(read_params_file(args.params))
+    overrides.update(cargs.parse_overrides(args.overrides, comp.default_params))
+    if args.skip_bad_images:
+        if "skip_bad_images" not in comp.default_params:
+            raise KitError(f"--skip-bad-images: competition {comp.name!r} has no images to skip")
+        overrides["skip_bad_images"] = True
+    params = comp.params(overrides)
+    result = train_and_submit(
+        comp, cargs.data_dir(args, comp.name), params, seed=args.seed, n_folds=args.folds, out=args.out,
+        runs=args.runs, progress=not args.quiet and sys.stdout.isatty(),
+    )
+    print(f"CV {result.cv.summary()}")
+    print(f"OOF {comp.metric}: {result.decoder.summary()}")
+    print(f"run folder: {result.run_dir}")
+    print(result.submission)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `kit train`."""
+    from kit.cli import run
+
+    return run(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

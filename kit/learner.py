@@ -1,0 +1,111 @@
+"""fastai helpers: seeding, the device, DataLoaders from arrays, a Learner whose loss is the task's, fitting,
+the recorded history, and predictions through the loss's own activation."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import fastai.callback.progress  # noqa: F401  (registers ProgressCallback: fastprogress bars)
+import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle)
+import numpy as np
+import torch
+from fastai.callback.core import Callback
+from fastai.data.core import DataLoaders
+from fastai.data.load import DataLoader
+from fastai.learner import Learner
+from fastai.optimizer import Adam
+from fastai.torch_core import set_seed
+from torch import nn
+
+from kit.tasks import Task
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (and make cuDNN deterministic) for reproducible runs."""
+    set_seed(seed, reproducible=True)
+
+
+def default_device() -> torch.device:
+    """The GPU when one is present, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def tensor_dataloaders(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_valid: np.ndarray,
+    y_valid: np.ndarray,
+    x_test: np.ndarray,
+    bs: int,
+    task: Task,
+    device: torch.device | None = None,
+) -> tuple[DataLoaders, DataLoader]:
+    """fastai DataLoaders (shuffled train, ordered valid) and a test DataLoader from numpy arrays."""
+    device = device or default_device()
+    ydtype = torch.long if task.target_dtype() == np.int64 else torch.float32
+
+    def ds(x: np.ndarray, y: np.ndarray | None = None) -> torch.utils.data.TensorDataset:
+        xs = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
+        if y is None:
+            return torch.utils.data.TensorDataset(xs)
+        return torch.utils.data.TensorDataset(xs, torch.as_tensor(np.asarray(y), dtype=ydtype))
+
+    # drop_last avoids a 1-row final batch, which breaks BatchNorm and makes a noisy last step
+    drop_last = len(x_train) > bs
+    train = DataLoader(ds(x_train, y_train), bs=bs, shuffle=True, drop_last=drop_last, device=device)
+    valid = DataLoader(ds(x_valid, y_valid), bs=max(bs, 256), shuffle=False, device=device)
+    test = DataLoader(ds(x_test), bs=max(bs, 256), shuffle=False, device=device)
+    return DataLoaders(train, valid, device=device), test
+
+
+def make_learner(
+    dls: DataLoaders,
+    model: nn.Module,
+    task: Task,
+    params: dict[str, Any],
+    cbs: list[Callback] | None = None,
+    metrics: list | None = None,
+) -> Learner:
+    """A fastai Learner whose loss is the task's (BCE with logits / cross-entropy / MSE, fastai's `*LossFlat`)."""
+    return Learner(
+        dls,
+        model.to(dls.device),
+        loss_func=task.loss(),
+        opt_func=Adam,
+        lr=float(params.get("lr", 1e-3)),
+        wd=float(params.get("wd", 0.0)),
+        metrics=metrics or [],
+        cbs=cbs or [],
+    )
+
+
+def fit(learn: Learner, params: dict[str, Any], cbs: list[Callback] | None = None, progress: bool = True) -> None:
+    """`fit_one_cycle` for `params['epochs']` epochs at `params['lr']` (fastai's bars unless progress=False)."""
+    epochs = int(params.get("epochs", 1))
+    quiet = learn.no_bar() if not progress else contextlib.nullcontext()
+    with quiet, learn.no_logging():
+        learn.fit_one_cycle(epochs, lr_max=float(params.get("lr", 1e-3)), wd=params.get("wd"), cbs=cbs)
+
+
+def history(learn: Learner) -> list[dict]:
+    """Per-epoch values recorded by fastai's Recorder (train_loss, valid_loss, metrics)."""
+    names = [n for n in learn.recorder.metric_names[1:] if n != "time"]
+    return [
+        {n: (float(v) if v is not None else None) for n, v in zip(names, vals, strict=False)}
+        for vals in learn.recorder.values
+    ]
+
+
+def predict(learn: Learner, dl: DataLoader, task: Task) -> np.ndarray:
+    """Probabilities (or regression values) for every item of `dl`, in order, through the loss's activation."""
+    with learn.no_bar(), learn.no_logging():
+        outputs, _ = learn.get_preds(dl=dl)
+    return task.outputs_to_probs(outputs.float().cpu().numpy())
