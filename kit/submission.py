@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -22,8 +22,24 @@ import pandas as pd
 from kit.errors import DataError, SubmissionError
 from kit.io import atomic_write_csv, atomic_write_json, read_csv, show
 
-if TYPE_CHECKING:
-    from kit.spec import Competition
+
+class Competition(Protocol):
+    """What this module needs of a competition (kit.spec.Competition has it; kept structural, so the contract
+    imports this module and not the other way round)."""
+
+    name: str
+    slug: str
+    id_col: str
+    target_col: str
+    sample_file: str
+    task: Any
+    metric: Any
+
+    def allowed_labels(self, classes: Sequence | None) -> Sequence | None: ...
+    def submission_format(self, sample_columns: Sequence[str], classes: Sequence | None,
+                          where: str = ...) -> SubmissionFormat: ...
+    def read_classes(self, data_dir: Path) -> list | None: ...
+    def data_hint(self, data_dir: Path) -> str: ...
 
 SUBMISSIONS_DIR = Path("submissions")
 PROB_SUM_TOL = 1e-3

@@ -142,6 +142,41 @@ def test_regression_on_a_raw_scale_target_beats_the_mean(comps_root, capsys):
     assert abs(sub["target"].mean() - y.mean()) < 0.2 * y.std()  # predictions back on the target's scale
 
 
+def tune(capsys, name: str, data: Path) -> Path:
+    rc = tune_main(["--comp", name, "--data-dir", str(data), "--n-trials", "2", "--folds", "3", "--set", "epochs=3"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    return Path(out.split("submission: ")[1].split()[0])
+
+
+def test_regression_tunes_two_trials(comps_root, capsys):
+    data = write_comp(comps_root, "regt", "regression", "rmse", raw_scale, label_sample, n=150, n_test=30)
+    path = tune(capsys, "regt", data)
+    validate_submission(registry.get("regt"), path, data / "sample_submission.csv")
+
+
+def tags(df, rng):
+    s, a = signal(df), df["a"].fillna(0).to_numpy()
+    out = []
+    for si, ai, r in zip(s, a, rng.random(len(df)), strict=True):
+        t = ["forest"] if si > -0.5 else []
+        if ai > 0.3:
+            t.append("river")
+        if r < 0.15 or not t:
+            t.append("town")
+        out.append(" ".join(t))
+    return out
+
+
+def test_multilabel_from_the_template_trains_and_tunes(comps_root, capsys):
+    data = write_comp(comps_root, "ml", "multilabel", "f2_samples", tags, label_sample)
+    path, rec = train(capsys, "ml", data)
+    sub = pd.read_csv(path, keep_default_na=False)
+    assert all(t and set(t.split()) <= {"forest", "river", "town"} for t in sub["target"])
+    assert rec["decoding"]["kind"] == "per_class" and rec["cv"]["mean"] > 0.6
+    validate_submission(registry.get("ml"), tune(capsys, "ml", data), data / "sample_submission.csv")
+
+
 def test_rmsle_trains_in_log_space(comps_root, capsys):
     data = write_comp(comps_root, "reglog", "regression", "rmsle", raw_scale, label_sample)
     assert registry.get("reglog").task.transform == "log1p"
@@ -155,15 +190,11 @@ def test_binary_log_loss_writes_probabilities_and_tunes(comps_root, capsys):
     sub = pd.read_csv(path)
     assert sub["target"].between(0, 1).all() and sub["target"].nunique() > 10  # probabilities, not labels
     assert rec["cv"]["mean"] < 0.6 and rec["decoding"]["kind"] == "identity"  # log(2) = 0.693 is a coin
-    rc = tune_main(["--comp", "bll", "--data-dir", str(data), "--n-trials", "2", "--folds", "3",
-                    "--set", "epochs=3", "--storage", "sqlite:///study.db"])
-    out, err = capsys.readouterr()
-    assert rc == 0, err
-    validate_submission(registry.get("bll"), Path(out.split("submission: ")[1].split()[0]),
-                        data / "sample_submission.csv")
-    assert "direction=MINIMIZE" in repr(__import__("optuna").load_study(study_name="bll",
-                                                                            storage="sqlite:///study.db").direction) \
-        or __import__("optuna").load_study(study_name="bll", storage="sqlite:///study.db").direction.name == "MINIMIZE"
+    validate_submission(registry.get("bll"), tune(capsys, "bll", data), data / "sample_submission.csv")
+    import optuna
+
+    study = optuna.load_study(study_name="bll", storage="sqlite:///runs/bll/optuna.db")
+    assert study.direction.name == "MINIMIZE"  # log loss: lower is better, from the Metric object
 
 
 def test_multiclass_log_loss_writes_a_column_per_class(comps_root, capsys):
@@ -177,11 +208,8 @@ def test_multiclass_log_loss_writes_a_column_per_class(comps_root, capsys):
 
 def test_multiclass_tunes_two_trials(comps_root, capsys):
     data = write_comp(comps_root, "mct", "multiclass", "accuracy", text_labels, label_sample, n=150, n_test=30)
-    rc = tune_main(["--comp", "mct", "--data-dir", str(data), "--n-trials", "2", "--folds", "3",
-                    "--set", "epochs=3"])
-    out, err = capsys.readouterr()
-    assert rc == 0, err
-    assert "submission: " in out
+    path = tune(capsys, "mct", data)
+    assert set(pd.read_csv(path)["target"]) <= {"barolo", "cultivar_a", "cultivar_b"}
 
 
 # ---- bad declarations and bad data -------------------------------------------------------------------

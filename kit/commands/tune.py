@@ -1,4 +1,4 @@
-"""`kit tune --comp NAME` (≡ `python -m kit tune`, or `python -m kit.tune`): Optuna search over a competition's declared search space.
+"""`kit tune --comp NAME` (≡ `python -m kit tune`): Optuna search over a competition's declared search space.
 
 Resumable (trials live in a storage: SQLite by default, PostgreSQL for many machines, a journal file for
 many processes on one machine), prunable (per epoch and per fold), distributable (workers sharing a study

@@ -115,6 +115,7 @@ def sandbox_competitions(names: list[str] | None = None) -> list[SandboxCompetit
     out = []
     for name in known if names is None else sorted(set(names)):
         module = f"competitions.{name}.synthetic"
+        comp = registry.get(name)  # imports the package first (also one found through KIT_COMPETITIONS_PATH)
         if importlib.util.find_spec(module) is None:
             if names is not None:
                 raise KitError(f"competition {name!r} has no synthetic module ({module}); it cannot join the sandbox")
@@ -122,7 +123,7 @@ def sandbox_competitions(names: list[str] | None = None) -> list[SandboxCompetit
         synthetic = importlib.import_module(module)
         if not callable(getattr(synthetic, "generate", None)):
             raise KitError(f"{module} has no generate(out_dir, n_train=..., n_test=..., seed=..., solution_path=...)")
-        out.append(SandboxCompetition(registry.get(name), synthetic))
+        out.append(SandboxCompetition(comp, synthetic))
     return out
 
 
