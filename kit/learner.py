@@ -15,11 +15,14 @@ from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.learner import Learner
+from fastai.metrics import AccumMetric
 from fastai.optimizer import Adam
 from fastai.torch_core import set_seed
 from torch import nn
 
-from kit.tasks import Task
+from kit.errors import KitError
+from kit.spec import Competition
+from kit.tasks import TargetScaler, Task
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,28 @@ def make_learner(
         metrics=metrics or [],
         cbs=cbs or [],
     )
+
+
+def competition_metric(comp: Competition, scaler: TargetScaler | None = None) -> AccumMetric:
+    """A fastai metric reporting the competition's own `Metric` each epoch, as `comp.score` computes it
+    (untuned decoding, or probabilities), through the loss's activation and back in target units."""
+    task = comp.task
+    act = task.loss().activation
+
+    def score(preds: torch.Tensor, targs: torch.Tensor) -> float:
+        probs = task.outputs_to_probs(act(preds.float()).detach().cpu().numpy())
+        y = targs.detach().cpu().numpy()
+        if scaler is not None:
+            probs, y = scaler.inverse(probs), scaler.inverse(y)
+        if task.classification:
+            y = y.astype(np.int64)
+        try:
+            return comp.score(y, probs)
+        except (ValueError, KitError):  # e.g. AUC on a batch of one class: not a reason to stop training
+            return float("nan")
+
+    score.__name__ = str(comp.metric)
+    return AccumMetric(score, flatten=False, to_np=False, name=str(comp.metric))
 
 
 def fit(learn: Learner, params: dict[str, Any], cbs: list[Callback] | None = None, progress: bool = True) -> None:

@@ -160,7 +160,8 @@ class TabularCompetition(Competition):
             dls, test_dl = learner.tensor_dataloaders(
                 x_train, y_train, x_valid, y_valid, x_test, int(params.get("bs", 64)), self.task
             )
-            learn = learner.make_learner(dls, self.model(x_train.shape[1], n_out, params), self.task, params)
+            learn = learner.make_learner(dls, self.model(x_train.shape[1], n_out, params), self.task, params,
+                                         metrics=[learner.competition_metric(self, scaler)])
             # pruning callbacks watch the first model only: later ones would report the same epochs again
             learner.fit(learn, params, cbs=callbacks if m == 0 else None, progress=progress)
             hist = hist or learner.history(learn)  # before predicting: get_preds resets the Recorder

@@ -131,15 +131,16 @@ def test_f2_matches_sklearn_samples_average():
 def test_fastai_f2_metric_matches_sklearn():
     import torch
 
-    from competitions.planet import _f2_metric
+    from kit.learner import competition_metric
 
     rng = np.random.default_rng(2)
     y = (rng.random((64, 17)) < 0.3).astype(np.float32)
     logits = rng.normal(0, 2, (64, 17)).astype(np.float32)
-    m = _f2_metric()
+    m = competition_metric(PLANET)  # the competition's Metric object, reported by fastai
+    assert m.name == "f2_samples"
     m.reset()
-    m.accum_values(torch.sigmoid(torch.tensor(logits[:40])) >= 0.5, torch.tensor(y[:40]))
-    m.accum_values(torch.sigmoid(torch.tensor(logits[40:])) >= 0.5, torch.tensor(y[40:]))
+    m.accum_values(torch.tensor(logits[:40]), torch.tensor(y[:40]))
+    m.accum_values(torch.tensor(logits[40:]), torch.tensor(y[40:]))
     ref = fbeta_score(y, (logits >= 0).astype(int), beta=2, average="samples", zero_division=0)
     assert m.value == pytest.approx(ref, abs=1e-9)
 

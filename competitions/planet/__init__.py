@@ -21,7 +21,6 @@ from kit import learner, vision
 from kit.decoders import Decoder
 from kit.errors import DataError, KitError
 from kit.io import read_csv
-from kit.metrics import f2_samples
 from kit.spec import Competition, Data, FoldOutput
 
 log = logging.getLogger(__name__)
@@ -40,16 +39,6 @@ SCHEDULES = ("one_cycle", "fine_tune")
 def auto_preset() -> str:
     """'gpu' when CUDA is available, else 'cpu'."""
     return "gpu" if learner.default_device().type == "cuda" else "cpu"
-
-
-def _f2_metric():
-    """fastai metric: samples-averaged F2 at 0.5 (kit.metrics.f2_samples equals sklearn's fbeta_score)."""
-    from fastai.metrics import AccumMetric, ActivationType
-
-    def f2(y_pred, y_true):
-        return f2_samples(np.asarray(y_true), np.asarray(y_pred))
-
-    return AccumMetric(f2, activation=ActivationType.Sigmoid, thresh=0.5, flatten=False, to_np=True)
 
 
 class Planet(Competition):
@@ -286,7 +275,8 @@ class Planet(Competition):
         dls = vision.array_dataloaders(x_train, data.y.astype(np.float32), train_idx, valid_idx, stats, bs, device,
                                        lighting=float(p["aug"]), dihedral_aug=bool(p["dihedral"]), x_rows=rows)
         learn = vision.vision_learner_for(
-            dls, p["arch"], len(data.classes), pretrained, self.task.loss(), [_f2_metric(), accuracy_multi],
+            dls, p["arch"], len(data.classes), pretrained, self.task.loss(),
+            [learner.competition_metric(self), accuracy_multi],
             wd=float(p["wd"]), dropout=float(p["dropout"]), width=int(p["width"]),
         )
         if p["schedule"] == "fine_tune" and not pretrained:
