@@ -17,7 +17,7 @@ BENCH_DATA ?= ../shared/data/titanic
 COMP ?= titanic
 ARGS ?=
 
-.PHONY: help setup test lint titanic bench-titanic clean download submit demo tune test-distributed bench-tune
+.PHONY: help setup test lint titanic bench-titanic bench-contract clean download submit demo tune test-distributed bench-tune
 .PHONY: planet planet-demo bench-planet
 
 help:
@@ -25,6 +25,7 @@ help:
 	@echo "make test                 run the whole test suite"
 	@echo "make lint                 ruff"
 	@echo "make bench-titanic        kit's MLP vs scikit-learn baselines on ../shared/data/titanic"
+	@echo "make bench-contract       template-only competitions (wine, diabetes, breast cancer) vs scikit-learn (ARGS='--set epochs=40 --only wine')"
 	@echo "make tune COMP=name       Optuna search, refit, thresholds, submission (ARGS='--n-trials 50 --storage URL')"
 	@echo "make test-distributed     2 tune workers on one study in a throwaway PostgreSQL server"
 	@echo "make bench-tune           pruning vs none on Titanic; per-class threshold search vs a naive grid"
@@ -56,6 +57,9 @@ titanic: setup
 
 bench-titanic: setup
 	$(BIN)/python bench/titanic.py --data-dir $(BENCH_DATA)
+
+bench-contract: setup
+	$(BIN)/python bench/contract.py $(ARGS)
 
 download: setup
 	$(BIN)/kit download --comp $(COMP) $(ARGS)

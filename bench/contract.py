@@ -42,12 +42,15 @@ from sklearn import datasets
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
 
 from kit import registry
 from kit.commands.args import parse_overrides
 from kit.cv import cross_validate, make_folds
+from kit.errors import KitError
 from kit.io import atomic_write_text
 from kit.spec import Competition, Data
+from kit.tabular import DEFAULT_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,12 +154,12 @@ def write_dataset(ds: DataSet, root: Path, seed: int = 0) -> tuple[Path, pd.Seri
     train.insert(0, "id", np.arange(1, len(train) + 1))
     test.insert(0, "id", np.arange(len(train) + 1, len(train) + len(test) + 1))
     data_dir = root / "data" / ds.name
-    data_dir.mkdir(parents=True)
+    data_dir.mkdir(parents=True, exist_ok=True)  # the same files again (deterministic in seed)
     train.to_csv(data_dir / "train.csv", index=False)
     test.drop(columns="target").to_csv(data_dir / "test.csv", index=False)
     test[["id"]].assign(target=ds.sample(train)).to_csv(data_dir / "sample_submission.csv", index=False)
     pkg = root / "comps" / ds.name
-    pkg.mkdir(parents=True)
+    pkg.mkdir(parents=True, exist_ok=True)
     cls = "".join(p.capitalize() for p in ds.name.split("_"))
     (pkg / "__init__.py").write_text(TEMPLATE.format(
         name=ds.name, cls=cls, task=ds.task, metric=ds.metric, folds=FOLDS, raw=[*numeric, *categorical],
@@ -206,14 +209,17 @@ class Outcome:
     sizes: dict[str, int] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     scores: dict[str, list[list[float]]] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
+    seed_seconds: dict[str, list[float]] = field(default_factory=dict)
     heldout: dict[str, list[float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
     def add(self, model: str, scores: list[float], secs: float, heldout: float) -> None:
         self.scores.setdefault(model, []).append(scores)
-        self.seconds[model] = self.seconds.get(model, 0.0) + secs
+        self.seed_seconds.setdefault(model, []).append(secs)
         self.heldout.setdefault(model, []).append(heldout)
+
+    def seconds(self, model: str) -> float:
+        return float(sum(self.seed_seconds[model]))
 
     def flat(self, model: str) -> np.ndarray:
         return np.concatenate(self.scores[model])
@@ -256,7 +262,7 @@ def run_dataset(ds: DataSet, root: Path, seeds: list[int], overrides: list[str])
             except Exception:
                 out.errors.append(f"{name} on {ds.name}, seed {seed}:\n{traceback.format_exc()}")
                 print(out.errors[-1], file=sys.stderr, flush=True)
-        line = ", ".join(f"{m} {np.mean(s[-1]):.4f} ({out.seconds[m]:.1f} s)" for m, s in out.scores.items())
+        line = ", ".join(f"{m} {np.mean(s[-1]):.4f} ({out.seed_seconds[m][-1]:.1f} s)" for m, s in out.scores.items())
         print(f"[{ds.key}] seed {seed}: {comp.metric} {line}", flush=True)
     return out
 
@@ -325,8 +331,6 @@ def load_text(avg: tuple[float, float, float]) -> str:
 def report(outcomes: list[Outcome], a: argparse.Namespace, started: dt.datetime, load0: tuple, load1: tuple,
            wall: float, threads: int, device: str) -> str:
     """The markdown file."""
-    from kit.tabular import DEFAULT_PARAMS
-
     n_cores = os.cpu_count()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else n_cores
     cmd = "python bench/contract.py" + ("" if not a.argv else " " + shlex.join(a.argv))
@@ -338,7 +342,7 @@ def report(outcomes: list[Outcome], a: argparse.Namespace, started: dt.datetime,
         f"- machine: {cpu_model()}, {n_cores} cores ({usable} usable); load average (1/5/15 min) at start "
         f"{load_text(load0)}, at end {load_text(load1)}",
         f"- kit on {device}, torch CPU threads {threads} (`torch.set_num_threads(1)`: fastest for these tiny MLPs); "
-        "HistGradientBoosting uses OpenMP on every core",
+        "the baselines on 1 thread too (threadpoolctl: OpenMP and BLAS limited to 1)",
         f"- versions: {versions()}",
         f"- kit's parameters: the competitions declare none, so kit.tabular.DEFAULT_PARAMS `{DEFAULT_PARAMS}`"
         + (f", with `--set {' '.join(a.set)}`" if a.set else ""),
@@ -370,7 +374,7 @@ def report(outcomes: list[Outcome], a: argparse.Namespace, started: dt.datetime,
         lines.append(
             f"{head} {c.kit:.4f} ± {np.std(o.flat(KIT)):.4f} | {c.best} {c.best_mean:.4f} ± "
             f"{np.std(o.flat(c.best)):.4f} | {c.diff.mean():+.4f} ± {c.se:.4f} | {c.ratio:.4f} ({arrow} is better) "
-            f"| {'yes' if c.within else '**no**'} | {o.seconds[KIT]:.1f} | {o.seconds[c.best]:.1f} |")
+            f"| {'yes' if c.within else '**no**'} | {o.seconds(KIT):.1f} | {o.seconds(c.best):.1f} |")
     for o in outcomes:
         lines += ["", f"## {o.ds.key}", "", f"{o.ds.note}; {o.sizes.get('features', '?')} raw feature columns.", ""]
         if o.scores:
@@ -385,7 +389,7 @@ def report(outcomes: list[Outcome], a: argparse.Namespace, started: dt.datetime,
                 ratio = f"{np.mean(flat) / c.best_mean:.4f}×" if c else ""
                 lines.append(f"| {m} | {np.mean(flat):.4f} ± {np.std(flat):.4f} | "
                              f"{', '.join(f'{np.mean(s):.4f}' for s in per_seed)} | {np.mean(o.heldout[m]):.4f} | "
-                             f"{o.seconds[m]:.1f} | {ratio} |")
+                             f"{o.seconds(m):.1f} | {ratio} |")
             if c is not None:
                 hib = o.comp.greater_is_better
                 better = int(((c.diff > 0) if hib else (c.diff < 0)).sum())
@@ -405,6 +409,18 @@ def report(outcomes: list[Outcome], a: argparse.Namespace, started: dt.datetime,
     return "\n".join(lines)
 
 
+def sweep_report(sweep: dict[str, list[Comparison | None]], keys: list[str], seeds: list[int]) -> str:
+    """The --sweep section: kit/best baseline per data set for each setting, on the sweep's own splits."""
+    lines = ["", f"## Sweep of kit's defaults (splits {', '.join(map(str, seeds))}: not the report's)", "",
+             "kit / best baseline (lower-is-better metrics: below 1.02 passes; higher-is-better: above 0.98).", "",
+             "| setting | " + " | ".join(keys) + " | all within 2 %? |", "|---|" + "---:|" * len(keys) + "---|"]
+    for name, comps in sweep.items():
+        cells = [f"{c.ratio:.3f}" if c else "error" for c in comps]
+        ok = all(c is not None and c.within for c in comps)
+        lines.append(f"| `{name}` | " + " | ".join(cells) + f" | {'yes' if ok else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison on the chosen data sets and write the markdown report."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -416,8 +432,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "contract.md")
     p.add_argument("--workdir", type=Path, default=None,
                    help="write the data and competition folders here and keep them (default: a temporary folder)")
+    p.add_argument("--sweep", action="append", default=[], metavar="K=V[,K=V]",
+                   help="also try these settings on --sweep-seeds (other splits than the report's, so a default "
+                   "chosen from the sweep is judged on folds it was not chosen on); repeatable")
+    p.add_argument("--sweep-seeds", type=int, nargs="+", default=[3, 4, 5, 6])
     a = p.parse_args(argv)
     a.argv = list(sys.argv[1:] if argv is None else argv)
+    try:  # a typo in --set: one line now, not a traceback per data set later
+        parse_overrides(a.set, DEFAULT_PARAMS)
+    except KitError as e:
+        p.error(str(e))
 
     import torch
 
@@ -437,7 +461,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[registry.PATH_ENV] = os.pathsep.join(
         [str(root / "comps"), *filter(None, os.environ.get(registry.PATH_ENV, "").split(os.pathsep))])
     try:
-        outcomes = [run_dataset(DATASETS[k], root, a.seeds, a.set) for k in (a.only or DATASETS)]
+        # every model on one thread: comparable timings, and no OpenMP threads spinning on cores shared with
+        # other jobs (HistGradientBoosting's times swung from 0.3 to 10 s per seed on 2 busy cores without it)
+        with threadpool_limits(limits=1):
+            outcomes = [run_dataset(DATASETS[k], root, a.seeds, a.set) for k in (a.only or DATASETS)]
+            sweep = {cand or "defaults": [compare(run_dataset(DATASETS[k], root, a.sweep_seeds,
+                                                              [*a.set, *filter(None, cand.split(","))]))
+                                          for k in (a.only or DATASETS)]
+                     for cand in ([""] + a.sweep if a.sweep else [])}
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -445,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"data and competition folders kept in {root}", flush=True)
     text = report(outcomes, a, started, load0, os.getloadavg(), time.perf_counter() - t0, torch.get_num_threads(),
                   str(default_device()))
+    if sweep:
+        text += sweep_report(sweep, [DATASETS[k].key for k in (a.only or DATASETS)], a.sweep_seeds)
     atomic_write_text(a.out, text)
     print(text)
     print(f"wrote {a.out}", flush=True)

@@ -30,10 +30,12 @@ def mlp(n_in: int, n_out: int, width: int = 128, depth: int = 1, dropout: float 
     return nn.Sequential(*layers)
 
 
-# The MLP's defaults for a competition that declares none: two hidden layers, light dropout and weight decay,
-# fit_one_cycle; chosen on the contract benchmark (bench/results/contract.md), not per competition.
+# The MLP's defaults for a competition that declares none: one hidden layer of 128, light dropout and weight
+# decay, 30 epochs of fit_one_cycle. Chosen on the contract benchmark's splits 3-6 (bench/results/contract.md has
+# the sweep), not per competition: two layers overfit the small tables (log loss 12 % worse than logistic
+# regression on breast cancer), one layer is within 2 % of the best scikit-learn baseline on all three.
 DEFAULT_PARAMS: dict[str, Any] = {
-    "width": 128, "depth": 2, "dropout": 0.1, "wd": 0.01, "epochs": 30, "lr": 3e-3, "bs": 64, "n_models": 1,
+    "width": 128, "depth": 1, "dropout": 0.1, "wd": 0.01, "epochs": 30, "lr": 3e-3, "bs": 64, "n_models": 1,
 }
 
 
