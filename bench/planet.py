@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     PLANET.images(data, "train", int(params["size"]))
     PLANET.images(data, "test", int(params["size"]))
     load_s = time.perf_counter() - t
-    n_images = len(data.extra["train_paths"]) + len(data.test)
+    n_images = len(data.extra["sources"]["train"]) + len(data.test)
 
     timers: list[PhaseTimer] = []
 

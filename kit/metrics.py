@@ -142,9 +142,9 @@ def f1_macro(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Root mean squared error."""
+    """Root mean squared error over the targets present (a NaN truth, e.g. a keypoint not annotated, is skipped)."""
     d = np.asarray(y_true, dtype=np.float64) - np.asarray(y_pred, dtype=np.float64)
-    return float(np.sqrt(np.mean(d * d)))
+    return float(np.sqrt(np.nanmean(d * d)))
 
 
 def rmsle(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -14,8 +14,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+import torch
 from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 from sklearn.model_selection import KFold, StratifiedKFold
+from torch import nn
 
 from kit import decoders
 from kit.errors import DataError, KitError
@@ -33,14 +35,16 @@ class TargetScaler:
     mean: np.ndarray | float = 0.0
     std: np.ndarray | float = 1.0
     identity: bool = False
+    lower: float | None = None  # predictions clipped to [lower, upper] (points: the image)
+    upper: float | None = None
 
     def fit(self, y: np.ndarray) -> TargetScaler:
         """Learn mean and standard deviation from the training fold's targets."""
         if self.identity:
             return self
         z = self._forward(np.asarray(y, dtype=np.float64))
-        self.mean = z.mean(axis=0)
-        std = z.std(axis=0)
+        self.mean = np.nanmean(z, axis=0)
+        std = np.nanstd(z, axis=0)
         self.std = np.where(std > 0, std, 1.0) if np.ndim(std) else (std if std > 0 else 1.0)
         return self
 
@@ -60,6 +64,8 @@ class TargetScaler:
         out = np.asarray(z, dtype=np.float64) * self.std + self.mean
         if self.transform == "log1p":
             out = np.clip(np.expm1(out), 0.0, None)  # log1p targets are >= 0 (checked at load)
+        if self.lower is not None or self.upper is not None:
+            out = np.clip(out, self.lower, self.upper)
         return out
 
 
@@ -333,7 +339,62 @@ class Regression(Task):
         return 1 if np.ndim(y) == 1 else int(np.shape(y)[1])
 
 
-TASKS: dict[str, type[Task]] = {t.name: t for t in (Binary, Multiclass, Multilabel, Regression)}
+class MaskedMSELoss(nn.Module):
+    """MSE over the targets that are present: a NaN target (a keypoint not annotated) adds no loss and no
+    gradient, and is never imputed."""
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        mask = ~torch.isnan(targ)
+        sq = (pred - torch.where(mask, targ, pred.detach())) ** 2  # missing: difference 0, no gradient
+        if self.reduction == "none":
+            return torch.where(mask, sq, torch.zeros_like(sq))
+        if self.reduction == "sum":
+            return sq[mask].sum()
+        return sq[mask].sum() / mask.sum().clamp(min=1)
+
+
+@dataclass
+class Points(Regression):
+    """Image regression of points: x0, y0, x1, y1, ... in pixels of an `extent`-pixel image, NaN where absent.
+
+    Targets are scaled to (-1, 1) (the model's `y_range`), the loss is MSE masked to the points present,
+    predictions are mapped back to pixels and clipped to the image. `flip_pairs`: indices of keypoints that
+    swap under a left-right mirror (left eye <-> right eye), for augmentation and TTA.
+    """
+
+    extent: float = 96.0
+    flip_pairs: tuple[tuple[int, int], ...] = ()
+    name: ClassVar[str] = "points"
+
+    def for_metric(self, metric: Metric, transform: str | None = None) -> Task:
+        return self
+
+    y_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
+
+    def encode(self, values: pd.Series, where: str) -> tuple[np.ndarray, None]:
+        raise KitError("points are read by the competition's load (one column per coordinate)")
+
+    def fit_target(self, y: np.ndarray) -> TargetScaler:
+        return TargetScaler(mean=self.extent / 2, std=self.extent / 2, lower=0.0, upper=self.extent)
+
+    def loss(self) -> Any:
+        from fastai.losses import BaseLoss
+
+        return BaseLoss(MaskedMSELoss, flatten=False, floatify=True)
+
+    def flip_perm(self, n_outputs: int) -> np.ndarray:
+        """Output-column permutation that swaps the paired keypoints' (x, y) columns."""
+        perm = np.arange(n_outputs)
+        for a, b in self.flip_pairs:
+            perm[[2 * a, 2 * a + 1, 2 * b, 2 * b + 1]] = [2 * b, 2 * b + 1, 2 * a, 2 * a + 1]
+        return perm
+
+
+TASKS: dict[str, type[Task]] = {t.name: t for t in (Binary, Multiclass, Multilabel, Regression, Points)}
 
 
 def get(task: str | Task) -> Task:

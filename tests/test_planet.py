@@ -254,7 +254,7 @@ def test_presets_resolve_and_overrides_win():
 def test_search_space_gives_valid_params():
     import optuna
 
-    trial = optuna.trial.FixedTrial({"lr": 1e-3, "aug": 0.1, "dihedral": True, "wd": 0.01, "dropout": 0.2,
+    trial = optuna.trial.FixedTrial({"lr": 1e-3, "aug": 0.1, "geometric": True, "wd": 0.01, "dropout": 0.2,
                                      "epochs": 8, "size": 48, "width": 16, "arch": "resnet18"})
     PLANET.check_params(PLANET.params(PLANET.search_space(trial)))
 
@@ -372,13 +372,13 @@ def test_fine_tune_without_pretrained_weights_trains_all_layers_with_one_cycle(p
 
     import torchvision
 
-    from kit import vision
+    from kit.vision import models
 
     def offline(self, *a, **k):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", offline)
-    monkeypatch.setattr(vision, "_PRETRAINED_CACHE", {})
+    monkeypatch.setattr(models, "_PRETRAINED_CACHE", {})
     data = PLANET.load(planet_dir)
     params = PLANET.params({**TINY, "arch": "resnet18", "schedule": "fine_tune", "freeze_epochs": 1,
                             "pretrained": True, "epochs": 2, "tta": 1})

@@ -88,7 +88,10 @@ def test_dihedral_gives_the_eight_symmetries():
     assert len(outs) == 8
     rots = {tuple(torch.rot90(x, r, dims=(-2, -1)).flatten().tolist()) for r in range(4)}
     assert rots <= outs
-    assert vision.tta_elements(0) == [0] and vision.tta_elements(2) == [0, 1] and len(vision.tta_elements(99)) == 8
+    every = vision.Augment(flip=True, vflip=True, rot90=True)
+    assert every.tta_views(0) == [0] and every.tta_views(2) == [0, 1] and len(every.tta_views(99)) == 8
+    assert vision.Augment(flip=True).tta_views(8) == [0, 1]  # faces: identity and the mirror only
+    assert vision.Augment().tta_views(8) == [0]  # digits: no symmetry
 
 
 def test_batch_transform_normalises_augments_and_applies_tta():
@@ -101,11 +104,12 @@ def test_batch_transform_normalises_augments_and_applies_tta():
     assert plain.shape == (64, 3, 8, 8) and torch.allclose(plain, ref, atol=1e-6)
     tta = vision.BatchTransform(mean, std, tta=5)((xb,))[0]
     assert torch.allclose(tta, vision.dihedral(ref, 5), atol=1e-6)
-    aug = vision.BatchTransform(mean, std, train=True, lighting=0.0)((xb,))[0]
+    every = vision.Augment(flip=True, vflip=True, rot90=True)
+    aug = vision.BatchTransform(mean, std, train=True, augment=every)((xb,))[0]
     # every augmented image is one of the 8 symmetries of its source, and not all are the identity
     matches = [[torch.allclose(aug[i], vision.dihedral(ref[i], k), atol=1e-6) for k in range(8)] for i in range(64)]
     assert all(any(m) for m in matches) and sum(not m[0] for m in matches) > 20
-    lit = vision.BatchTransform(mean, std, train=True, dihedral_aug=False, lighting=0.3)((xb,))[0]
+    lit = vision.BatchTransform(mean, std, train=True, augment=vision.Augment(lighting=0.3))((xb,))[0]
     assert lit.shape == ref.shape and not torch.allclose(lit, ref)
     raw = lit * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1)
     assert raw.min() >= -1e-6 and raw.max() <= 1 + 1e-6  # lighting keeps pixels in [0, 1]
@@ -155,7 +159,9 @@ def test_pretrained_weights_unavailable_warns_once_and_falls_back(monkeypatch, c
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", offline)
-    monkeypatch.setattr(vision, "_PRETRAINED_CACHE", {})
+    from kit.vision import models
+
+    monkeypatch.setattr(models, "_PRETRAINED_CACHE", {})
     with caplog.at_level(logging.WARNING, logger="kit.vision"):
         assert vision.pretrained_available("resnet34") is False
         assert vision.pretrained_available("resnet34") is False

@@ -8,7 +8,6 @@ plus the weather rules of `competitions.planet.decoding` where they raise OOF F2
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -17,11 +16,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from competitions.planet.decoding import TAGS, WeatherRules
-from kit import learner, vision
 from kit.decoders import Decoder
-from kit.errors import DataError, KitError
+from kit.errors import DataError
 from kit.io import read_csv
-from kit.spec import Competition, Data, FoldOutput
+from kit.spec import Data
+from kit.vision import Augment, VisionCompetition, auto_preset, describe_bad
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +31,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # resnet50 at 256 px with fastai's fine_tune schedule (1 frozen epoch, then discriminative lr)
     "gpu": {"arch": "resnet50", "size": 256, "epochs": 10, "lr": 3e-3, "bs": 64, "schedule": "fine_tune", "tta": 4},
 }
-UNSET: dict[str, Any] = {"arch": "", "size": 0, "epochs": 0, "lr": 0.0, "bs": 0, "schedule": "", "tta": -1}
-SCHEDULES = ("one_cycle", "fine_tune")
 
 
-def auto_preset() -> str:
-    """'gpu' when CUDA is available, else 'cpu'."""
-    return "gpu" if learner.default_device().type == "cuda" else "cpu"
-
-
-class Planet(Competition):
+class Planet(VisionCompetition):
     """17 tags per 256 px tile; fastai CNN, per-class thresholds and weather rules chosen on OOF F2."""
 
     name = "planet"
@@ -55,62 +47,12 @@ class Planet(Competition):
     sample_file = "sample_submission_v2.csv"
     metric = "f2_samples"
     n_folds = 5
-    default_params: ClassVar[dict[str, Any]] = {
-        "preset": "auto",  # auto | cpu | gpu: fills every unset value below
-        **UNSET,
-        "width": 24,  # small_cnn base width
-        "dropout": 0.1,
-        "wd": 0.01,
-        "aug": 0.1,  # lighting strength (0: none)
-        "dihedral": True,  # random flips / 90° rotations while training
-        "pretrained": True,  # use pretrained backbone weights when they can be had
-        "freeze_epochs": 1,  # fine_tune only
-        "skip_bad_images": False,
-        "workers": 0,  # image decoding processes (0: up to 8)
-    }
-    cache_dir: Path | None = Path("runs") / "planet" / "cache"  # decoded images, keyed by files + size
+    presets = PRESETS
+    augmentation = Augment(flip=True, vflip=True, rot90=True, lighting=0.1)  # overhead tiles: any flip or turn
+    cache_dir: ClassVar[Path | None] = Path("runs") / "planet" / "cache"  # decoded images, keyed by files + size
 
     def __init__(self) -> None:
         self._extra_tags: set[str] = set()
-
-    # ---- parameters ---------------------------------------------------------------------------------
-    def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Params with the preset's values filled in where a value is unset; preset 'auto' picks by device."""
-        p = {**self.default_params, **params}
-        preset = p["preset"] if p["preset"] != "auto" else auto_preset()
-        if preset not in PRESETS:
-            raise KitError(f"planet: preset must be auto, cpu or gpu (got {p['preset']!r})")
-        p["preset"] = preset
-        for k, unset in UNSET.items():
-            if p[k] == unset or p[k] is None:
-                p[k] = PRESETS[preset][k]
-        return p
-
-    def params(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Defaults + overrides with the preset resolved (so run records show the values actually used)."""
-        p = self.resolve({**self.default_params, **(overrides or {})})
-        self.check_params(p)
-        return p
-
-    def check_params(self, params: dict[str, Any]) -> None:
-        """Reject unknown names and unusable values."""
-        super().check_params(params)
-        p = self.resolve(params)
-        for key in ("size", "epochs", "bs", "width"):
-            if int(p[key]) < 1:
-                raise KitError(f"planet: {key} must be >= 1 (got {p[key]})")
-        if int(p["size"]) < 16:
-            raise KitError(f"planet: size must be >= 16 pixels (got {p['size']})")
-        if float(p["lr"]) <= 0 or float(p["wd"]) < 0:
-            raise KitError(f"planet: lr must be > 0 and wd >= 0 (got lr={p['lr']}, wd={p['wd']})")
-        if not 0 <= float(p["dropout"]) < 1 or not 0 <= float(p["aug"]) <= 1:
-            raise KitError(f"planet: dropout must be in [0, 1) and aug in [0, 1] (got {p['dropout']}, {p['aug']})")
-        if p["schedule"] not in SCHEDULES:
-            raise KitError(f"planet: schedule must be one of {', '.join(SCHEDULES)} (got {p['schedule']!r})")
-        if not 0 <= int(p["tta"]) <= 8:
-            raise KitError(f"planet: tta must be 0..8 dihedral views (got {p['tta']})")
-        if p["arch"] != "small_cnn":
-            vision.torchvision_arch(p["arch"])
 
     def search_space(self, trial) -> dict[str, Any]:
         """lr, epochs, image size, architecture (small CNN width / backbone), augmentation strength, weight decay."""
@@ -119,7 +61,7 @@ class Planet(Competition):
             "preset": preset,
             "lr": trial.suggest_float("lr", 5e-4, 1e-2, log=True),
             "aug": trial.suggest_float("aug", 0.0, 0.3),
-            "dihedral": trial.suggest_categorical("dihedral", [True, False]),
+            "geometric": trial.suggest_categorical("geometric", [True, False]),
             "wd": trial.suggest_float("wd", 1e-4, 0.1, log=True),
             "dropout": trial.suggest_float("dropout", 0.0, 0.5),
         }
@@ -173,10 +115,12 @@ class Planet(Competition):
         test = sample[[self.id_col]].copy()
         test["path"] = [str(found.get(n, test_dirs[0] / f"{n}.jpg")) for n in test[self.id_col]]
 
-        size = int(PRESETS[auto_preset()]["size"])
-        bars = sys.stderr.isatty()
-        imgs_train = self._decode(train["path"].tolist(), size, "train", bars)
-        imgs_test = self._decode(test["path"].tolist(), size, "test", bars)
+        sources = {"train": train["path"].tolist(), "test": test["path"].tolist()}
+        # decoded now (at the preset's size, cached) so bad images are found before any training
+        size, bars = int(PRESETS[auto_preset()]["size"]), sys.stderr.isatty()
+        probe = Data(train=train, test=test, sample=sample, y=y, files={}, extra={"sources": sources})
+        imgs_train = self.images(probe, "train", size, bars)
+        imgs_test = self.images(probe, "test", size, bars)
         names = train[self.id_col].tolist()
         bad_train = {names[i] + ".jpg": why for i, why in imgs_train.bad.items()}
         bad_test = {Path(test["path"].iloc[i]).name: why for i, why in imgs_test.bad.items()}
@@ -184,9 +128,8 @@ class Planet(Competition):
         keep[list(imgs_train.bad)] = False
         if not keep.all():
             log.warning("%d of %d training images are missing or unreadable and are left out: %s",
-                        (~keep).sum(), len(keep), vision.describe_bad(names, imgs_train.bad, 5))
+                        (~keep).sum(), len(keep), describe_bad(names, imgs_train.bad, 5))
         kept_rows = np.flatnonzero(keep)
-        train_paths = train["path"].tolist()
         train = train.iloc[kept_rows].reset_index(drop=True)
         y = y[kept_rows]
         return Data(
@@ -200,109 +143,11 @@ class Planet(Competition):
                 "data_dir": str(data_dir),
                 "bad_train": bad_train,
                 "bad_test": bad_test,
-                "train_paths": train_paths,  # every row of train_v2.csv
+                "sources": sources,  # image files of every row of train_v2.csv, and of the sample's rows
                 "train_rows": kept_rows,  # the rows of train_v2.csv kept in `train`
-                "images": {("train", size): imgs_train, ("test", size): imgs_test},
+                "images": probe.extra["images"],
             },
         )
-
-    def _decode(self, paths: list[str], size: int, name: str, progress: bool, workers: int = 0) -> vision.ImageArray:
-        return vision.load_images(paths, size, cache_dir=self.cache_dir, workers=workers or None,
-                                  progress=progress, name=name)
-
-    def images(
-        self, data: Data, which: str, size: int, progress: bool = False, workers: int = 0
-    ) -> vision.ImageArray:
-        """All train_v2.csv (or sample) images as a (n, size, size, 3) uint8 array, decoded once per size.
-
-        Train rows of `data` map to rows of this array through `data.extra['train_rows']`.
-        """
-        cache = data.extra.setdefault("images", {})
-        if (which, size) not in cache:
-            paths = data.extra["train_paths"] if which == "train" else data.test["path"].tolist()
-            cache[(which, size)] = self._decode(paths, size, which, progress, workers)
-        arr = cache[(which, size)]
-        if which == "train":
-            new_bad = sorted(set(arr.bad) & set(data.extra["train_rows"].tolist()))
-            if new_bad:  # decoded in `load` but not now: a file changed on disk mid-run
-                names = [Path(p).name for p in data.extra["train_paths"]]
-                raise DataError(f"training images became unreadable: "
-                                f"{vision.describe_bad(names, {i: arr.bad[i] for i in new_bad})}")
-        return arr
-
-    def check_bad_images(self, data: Data, params: dict[str, Any]) -> None:
-        """Stop before training when images are bad, unless `skip_bad_images`; then say what happens to them."""
-        bad = {**data.extra.get("bad_train", {}), **data.extra.get("bad_test", {})}
-        if not bad:
-            return
-        listing = ", ".join(f"{n} ({why})" for n, why in sorted(bad.items()))
-        if not params.get("skip_bad_images"):
-            raise DataError(
-                f"{len(bad)} missing or unreadable image(s) in {data.extra.get('data_dir', 'the data folder')}: "
-                f"{listing}; fix them, or pass --skip-bad-images to drop bad training images and fill bad test "
-                "rows from the fold-ensemble prior"
-            )
-        if not data.extra.get("_bad_reported"):
-            data.extra["_bad_reported"] = True
-            n_tr, n_te = len(data.extra.get("bad_train", {})), len(data.extra.get("bad_test", {}))
-            log.warning("--skip-bad-images: %d training image(s) dropped, %d test row(s) filled from the "
-                        "fold-ensemble prior: %s", n_tr, n_te, listing)
-
-    # ---- model --------------------------------------------------------------------------------------
-    def fit_fold(
-        self,
-        data: Data,
-        train_idx: np.ndarray,
-        valid_idx: np.ndarray,
-        params: dict[str, Any],
-        seed: int,
-        callbacks: list | None = None,
-        progress: bool = True,
-    ) -> FoldOutput:
-        """Train one fold's CNN on cached images; valid and test probabilities (dihedral TTA when `tta` > 1)."""
-        from fastai.metrics import accuracy_multi
-
-        p = self.resolve(params)
-        self.check_bad_images(data, p)
-        size, bs = int(p["size"]), int(p["bs"])
-        x_train = self.images(data, "train", size, progress, int(p["workers"])).x
-        imgs_test = self.images(data, "test", size, progress, int(p["workers"]))
-        x_test, rows = imgs_test.x, data.extra["train_rows"]
-        device = learner.default_device()
-        learner.seed_everything(seed)
-        pretrained = bool(p["pretrained"]) and p["arch"] != "small_cnn" and vision.pretrained_available(p["arch"])
-        stats = vision.dataset_stats_or_imagenet(pretrained, x_train, rows[train_idx])
-        dls = vision.array_dataloaders(x_train, data.y.astype(np.float32), train_idx, valid_idx, stats, bs, device,
-                                       lighting=float(p["aug"]), dihedral_aug=bool(p["dihedral"]), x_rows=rows)
-        learn = vision.vision_learner_for(
-            dls, p["arch"], len(data.classes), pretrained, self.task.loss(),
-            [learner.competition_metric(self), accuracy_multi],
-            wd=float(p["wd"]), dropout=float(p["dropout"]), width=int(p["width"]),
-        )
-        if p["schedule"] == "fine_tune" and not pretrained:
-            # fine_tune = frozen head-only epochs + discriminative lrs (early layers at lr/100): right for pretrained
-            # weights, wrong for a random body, which needs every layer trained at the full rate
-            log.warning("no pretrained weights for %s: training with fit_one_cycle instead of fine_tune", p["arch"])
-        if p["schedule"] == "fine_tune" and pretrained:
-            quiet = learn.no_bar() if not progress else contextlib.nullcontext()
-            with quiet, learn.no_logging():
-                learn.fine_tune(int(p["epochs"]), base_lr=float(p["lr"]), freeze_epochs=int(p["freeze_epochs"]),
-                                wd=float(p["wd"]), cbs=callbacks)
-        else:
-            learner.fit(learn, p, cbs=callbacks, progress=progress)
-        hist = learner.history(learn)  # before predicting: get_preds resets the Recorder
-        valid = self._predict(learn, x_train, rows[valid_idx], stats, bs, device, int(p["tta"]))
-        test = self._predict(learn, x_test, np.arange(len(x_test)), stats, bs, device, int(p["tta"]))
-        bad_test = sorted(imgs_test.bad)
-        if bad_test:
-            test[bad_test] = valid.mean(axis=0)  # this fold's prior; the fold mean is the ensemble's prior
-        return FoldOutput(valid=valid, test=test, history=hist)
-
-    def _predict(self, learn, x: np.ndarray, rows: np.ndarray, stats, bs: int, device, tta: int) -> np.ndarray:
-        views = vision.tta_elements(tta)
-        out = sum(learner.predict(learn, vision.array_test_dl(x, rows, stats, bs * 2, device, k), self.task)
-                  for k in views)
-        return out / len(views)
 
     # ---- decoding and submission ---------------------------------------------------------------------
     def decoder(self) -> Decoder:

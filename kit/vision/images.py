@@ -1,16 +1,13 @@
-"""Vision helpers shared by image competitions.
+"""Images as uint8 arrays: decoding files once into a memory-mapped cache, pixels from CSV columns or strings,
+and normalisation statistics.
 
 - `load_images`: decode + resize every image once into a uint8 (n, size, size, 3) array, cached on disk as a
   memory-mapped .npy keyed by the file list, the files' sizes/mtimes and the image size; unreadable files
   are listed, never silently zero-filled.
+- `pixels_to_images`: Kaggle's pixel layouts (one column per pixel, or one space-separated field) checked row by
+  row and turned into the same (n, size, size, 3) array; `resize_images` for other sizes.
 - `channel_stats`: normalisation statistics computed from the data (for randomly initialised backbones;
   fastai skips normalisation when `pretrained=False`).
-- `array_dataloaders`: fastai DataLoaders that slice the cached array per batch, move uint8 to the device
-  (pinned + non_blocking on CUDA) and do float conversion, normalisation and augmentation there.
-- `BatchTransform`: per-sample dihedral (flips, 90° rotations) and light lighting changes for overhead imagery,
-  or one fixed dihedral element for test-time augmentation.
-- `SmallCNN`: a fast CNN for CPU training; `vision_learner_for`: fastai `vision_learner` on a torchvision
-  backbone with pretrained weights when they can be had, else a one-line warning and random init.
 """
 
 from __future__ import annotations
@@ -19,25 +16,21 @@ import hashlib
 import json
 import logging
 import os
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from fastai.data.core import DataLoaders
-from fastai.data.load import DataLoader
+import pandas as pd
 from PIL import Image
-from torch import nn
 
-from kit.errors import KitError
+from kit.errors import DataError, KitError
+from kit.io import show
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1  # bump when decoding changes, so old caches are not reused
-IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
 
 # ---- decoding and the image cache ---------------------------------------------------------------------
@@ -179,247 +172,76 @@ def channel_stats(x: np.ndarray, rows: np.ndarray | None = None, max_images: int
     return [float(v) for v in mean], [float(v) for v in std]
 
 
-# ---- batches: uint8 on the device, then float, normalised, augmented ------------------------------------
+# ---- pixels in CSV files -----------------------------------------------------------------------------------
 
 
-def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Element `k` (0..7) of the dihedral group on the last two dims: bit 0 flips W, bit 1 flips H, bit 2
-    transposes (square images), so the 8 elements are the 4 rotations and their mirror images."""
-    if k & 1:
-        x = x.flip(-1)
-    if k & 2:
-        x = x.flip(-2)
-    if k & 4:
-        x = x.transpose(-1, -2)
-    return x
+def _gray_to_rgb(g: np.ndarray, side: int) -> np.ndarray:
+    g = g.reshape(len(g), side, side).astype(np.uint8)
+    return np.repeat(g[..., None], 3, axis=-1)
 
 
-class BatchTransform:
-    """uint8 (B, H, W, 3) -> normalised float (B, 3, H, W); training: random dihedral + lighting per sample."""
+def pixel_columns_to_images(df: pd.DataFrame, columns: Sequence[str], side: int, where: str) -> np.ndarray:
+    """One grayscale pixel per column (Digit Recognizer's pixel0..pixel783) -> uint8 (n, side, side, 3).
 
-    def __init__(
-        self,
-        mean: Sequence[float],
-        std: Sequence[float],
-        train: bool = False,
-        dihedral_aug: bool = True,
-        lighting: float = 0.0,
-        tta: int = 0,
-    ):
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-        self.train, self.dihedral_aug, self.lighting, self.tta = train, dihedral_aug, float(lighting), int(tta)
-
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        b = x.shape[0]
-        if self.dihedral_aug and x.shape[-1] == x.shape[-2]:
-            # one random bit per sample for each generator (flip W, flip H, transpose): 3 whole-batch selects
-            bits = torch.rand(3, b, 1, 1, 1, device=x.device) < 0.5
-            x = torch.where(bits[0], x.flip(-1), x)
-            x = torch.where(bits[1], x.flip(-2), x)
-            x = torch.where(bits[2], x.transpose(-1, -2), x)
-        if self.lighting > 0:
-            a = self.lighting
-            # per-image contrast scale about the data's mean level and brightness shift: one fused multiply-add
-            contrast = torch.exp((torch.rand(b, 1, 1, 1, device=x.device) * 2 - 1) * a)
-            bright = (torch.rand(b, 1, 1, 1, device=x.device) * 2 - 1) * a * 0.5
-            level = self.mean.to(x.device)
-            x = torch.addcmul(level * (1 - contrast) + bright, x, contrast).clamp_(0.0, 1.0)
-        return x
-
-    def __call__(self, batch: tuple) -> tuple:
-        xb, *rest = batch
-        x = xb.permute(0, 3, 1, 2).float().div_(255.0)
-        if self.train:
-            x = self._augment(x)
-        elif self.tta:
-            x = dihedral(x, self.tta)
-        x = (x - self.mean.to(x.device)) / self.std.to(x.device)
-        return (x.contiguous(), *rest)
-
-
-class _Rows:
-    """The rows `idx` of a (possibly memory-mapped) uint8 image array, with optional targets."""
-
-    def __init__(self, x: np.ndarray, idx: np.ndarray, y: np.ndarray | None = None):
-        self.x, self.idx = x, np.asarray(idx, dtype=np.int64)
-        self.y = None if y is None else np.asarray(y, dtype=np.float32)
-
-    def __len__(self) -> int:
-        return len(self.idx)
-
-    def __getitem__(self, i: int) -> int:
-        return i
-
-
-class ArrayDataLoader(DataLoader):
-    """fastai DataLoader whose batches are sliced from an image array in one numpy gather (no per-item work)."""
-
-    def create_item(self, s: int) -> int:
-        return s
-
-    def create_batch(self, b: list[int]) -> tuple:
-        ds: _Rows = self.dataset
-        sel = np.asarray(b, dtype=np.int64)
-        xb = torch.from_numpy(np.ascontiguousarray(ds.x[ds.idx[sel]]))
-        out = [xb] if ds.y is None else [xb, torch.from_numpy(ds.y[sel])]
-        dev = self.device
-        if dev is not None and dev.type == "cuda":
-            # pinned host memory lets the copy overlap with compute; fastai's own to_device is then a no-op
-            out = [t.pin_memory().to(dev, non_blocking=True) for t in out]
-        return tuple(out)
-
-
-def array_dataloaders(
-    x: np.ndarray,
-    y: np.ndarray,
-    train_idx: np.ndarray,
-    valid_idx: np.ndarray,
-    stats: tuple[Sequence[float], Sequence[float]],
-    bs: int,
-    device: torch.device,
-    lighting: float = 0.1,
-    dihedral_aug: bool = True,
-    x_rows: np.ndarray | None = None,
-) -> DataLoaders:
-    """Train (shuffled, augmented) and valid DataLoaders over rows of the cached image array.
-
-    `train_idx`/`valid_idx` index `y`; `x_rows[i]` is the row of `x` holding item i (identity when None).
+    Every cell must be an integer in 0..255; the first that is not is named (file, row, column).
     """
-    mean, std = stats
-    xr = np.arange(len(y)) if x_rows is None else np.asarray(x_rows)
-    drop_last = len(train_idx) > bs  # a 1-image last batch breaks BatchNorm
-    train = ArrayDataLoader(_Rows(x, xr[train_idx], y[train_idx]), bs=bs, shuffle=True, drop_last=drop_last,
-                            device=device, after_batch=BatchTransform(mean, std, True, dihedral_aug, lighting))
-    valid = ArrayDataLoader(_Rows(x, xr[valid_idx], y[valid_idx]), bs=bs * 2, shuffle=False, device=device,
-                            after_batch=BatchTransform(mean, std))
-    return DataLoaders(train, valid, device=device)
+    columns = list(columns)
+    if len(columns) != side * side:
+        raise DataError(f"{where}: {len(columns)} pixel columns, expected {side * side} ({side}x{side})")
+    block = df[columns]
+    for col in columns:
+        c = block[col]
+        if not pd.api.types.is_numeric_dtype(c) or c.isna().any():
+            num = pd.to_numeric(c, errors="coerce")
+            i = int((num.isna()).to_numpy().argmax())
+            raise DataError(f"{where}: row {i + 2}, column {col}: {show(c.iloc[i])} is not a pixel value 0..255")
+    v = block.to_numpy()
+    bad = (v < 0) | (v > 255) | (v != np.round(v))
+    if bad.any():
+        i, j = divmod(int(bad.argmax()), v.shape[1])
+        raise DataError(f"{where}: row {i + 2}, column {columns[j]}: {show(v[i, j])} is not a pixel value 0..255")
+    return _gray_to_rgb(v, side)
 
 
-def array_test_dl(
-    x: np.ndarray, idx: np.ndarray, stats: tuple[Sequence[float], Sequence[float]], bs: int, device: torch.device,
-    tta: int = 0,
-) -> ArrayDataLoader:
-    """An ordered, unlabelled DataLoader over rows `idx` (with dihedral element `tta` applied, for TTA)."""
-    mean, std = stats
-    return ArrayDataLoader(_Rows(x, idx), bs=bs, shuffle=False, device=device,
-                           after_batch=BatchTransform(mean, std, tta=tta))
+def pixel_strings_to_images(values: pd.Series, side: int, where: str) -> np.ndarray:
+    """One space-separated field of side*side grayscale values per row (Facial Keypoints' Image) -> uint8
+    (n, side, side, 3); a field that does not parse, has the wrong count or a value outside 0..255 is named."""
+    out = np.empty((len(values), side * side), dtype=np.uint8)
+    for i, s in enumerate(values.tolist()):
+        try:
+            v = np.array(str(s).split(), dtype=np.float64) if isinstance(s, str) else np.array([])
+        except ValueError:
+            bad = next(t for t in str(s).split() if not _is_number(t))
+            raise DataError(f"{where}: row {i + 2}, column {values.name}: {bad!r} is not a pixel value") from None
+        if v.size != side * side:
+            raise DataError(f"{where}: row {i + 2}, column {values.name}: {v.size} pixel values, expected "
+                            f"{side * side} ({side}x{side})")
+        off = (v < 0) | (v > 255) | (v != np.round(v))
+        if off.any():
+            raise DataError(f"{where}: row {i + 2}, column {values.name}: {v[off.argmax()]:g} is not a pixel "
+                            "value 0..255")
+        out[i] = v
+    return _gray_to_rgb(out, side)
 
 
-def tta_elements(n: int) -> list[int]:
-    """The first `n` dihedral elements used for TTA, identity first (n=0 or 1: identity only)."""
-    order = [0, 1, 2, 4, 3, 5, 6, 7]  # identity, h-flip, v-flip, transpose, then the rotations
-    return order[: max(1, min(8, n))]
-
-
-# ---- models ---------------------------------------------------------------------------------------------
-
-
-def _cbr(ci: int, co: int, stride: int) -> list[nn.Module]:
-    return [nn.Conv2d(ci, co, 3, stride, 1, bias=False), nn.BatchNorm2d(co), nn.ReLU(inplace=True)]
-
-
-class SmallCNN(nn.Sequential):
-    """A stride-2 stem and 3 stages of (stride-2 conv, conv), concat avg/max pooling, dropout, linear head.
-
-    At 64 px with width 32 it trains at about 1,000 images/s on 2 CPU cores.
-    """
-
-    def __init__(self, n_out: int, width: int = 32, dropout: float = 0.1, n_in: int = 3):
-        widths = [width, width * 2, width * 4, width * 8]
-        layers = _cbr(n_in, widths[0], 2)
-        prev = widths[0]
-        for w in widths[1:]:
-            layers += _cbr(prev, w, 2) + _cbr(w, w, 1)
-            prev = w
-        super().__init__(
-            nn.Sequential(*layers),
-            nn.Sequential(_ConcatPool(), nn.Flatten(), nn.Dropout(dropout), nn.Linear(2 * prev, n_out)),
-        )
-
-
-class _ConcatPool(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x.mean(dim=(2, 3), keepdim=True), x.amax(dim=(2, 3), keepdim=True)], dim=1)
-
-
-_PRETRAINED_CACHE: dict[str, bool] = {}
-
-
-def torchvision_arch(arch: str) -> Callable[..., nn.Module]:
-    """The torchvision model builder called `arch` (resnet18, resnet34, resnet50, ...)."""
-    import torchvision
-
-    fn = getattr(torchvision.models, arch, None)
-    if fn is None or not callable(fn):
-        raise KitError(f"unknown architecture {arch!r}; use small_cnn or a torchvision model name (e.g. resnet34)")
-    return fn
-
-
-def pretrained_available(arch: str) -> bool:
-    """Whether torchvision's default weights for `arch` are in the local cache or downloadable; warns once if not."""
-    if arch in _PRETRAINED_CACHE:
-        return _PRETRAINED_CACHE[arch]
-    import torchvision
-
+def _is_number(t: str) -> bool:
     try:
-        weights = torchvision.models.get_model_weights(torchvision_arch(arch)).DEFAULT
-        weights.get_state_dict(progress=False)  # from ~/.cache/torch/hub when present, else a download
-        ok = True
-    except KitError:
-        raise
-    except Exception as e:  # offline (URLError), proxy, corrupt download, no weights for this arch ...
-        msg = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
-        log.warning("pretrained weights for %s unavailable (%s): random initialisation, data normalisation stats",
-                    arch, msg)
-        ok = False
-    _PRETRAINED_CACHE[arch] = ok
-    return ok
+        float(t)
+        return True
+    except ValueError:
+        return False
 
 
-def vision_learner_for(
-    dls: DataLoaders,
-    arch: str,
-    n_out: int,
-    pretrained: bool,
-    loss_func: Callable,
-    metrics: list,
-    wd: float | None = None,
-    dropout: float = 0.1,
-    width: int = 32,
-    cbs: list | None = None,
-):
-    """fastai Learner: `SmallCNN` for arch 'small_cnn', else fastai's `vision_learner` on a torchvision backbone.
+def resize_images(x: np.ndarray, size: int, chunk: int = 1024) -> np.ndarray:
+    """uint8 (n, h, w, 3) -> uint8 (n, size, size, 3), bilinear with antialiasing (torch)."""
+    import torch
+    import torch.nn.functional as F
 
-    Normalisation is done by the DataLoaders' BatchTransform (ImageNet stats when pretrained, data stats when
-    not), so `vision_learner` is called with normalize=False. AMP (to_fp16) only on CUDA.
-    """
-    from fastai.learner import Learner
-    from fastai.optimizer import Adam
-    from fastai.vision.learner import vision_learner
-
-    if arch == "small_cnn":
-        model = SmallCNN(n_out, width=width, dropout=dropout).to(dls.device)
-        learn = Learner(dls, model, loss_func=loss_func, opt_func=Adam, metrics=metrics, wd=wd, cbs=cbs or [])
-    else:
-        fn = torchvision_arch(arch)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            learn = vision_learner(dls, fn, n_out=n_out, pretrained=pretrained, normalize=False,
-                                   loss_func=loss_func, metrics=metrics, wd=wd, ps=dropout, cbs=cbs)
-    if dls.device is not None and dls.device.type == "cuda":
-        learn = learn.to_fp16()
-    return learn
-
-
-def dataset_stats_or_imagenet(pretrained: bool, x: np.ndarray, rows: np.ndarray) -> tuple[list, list]:
-    """ImageNet stats for pretrained backbones, else per-channel stats of the training rows."""
-    return (list(IMAGENET_STATS[0]), list(IMAGENET_STATS[1])) if pretrained else channel_stats(x, rows)
-
-
-def describe_device(device: torch.device) -> str:
-    """`cuda (NVIDIA H100)` / `cpu (2 threads)`."""
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"{device.type} ({torch.get_num_threads()} threads)"
-
+    if x.shape[1] == size and x.shape[2] == size:
+        return np.asarray(x)
+    out = np.empty((len(x), size, size, 3), dtype=np.uint8)
+    for s in range(0, len(x), chunk):
+        t = torch.from_numpy(np.ascontiguousarray(x[s : s + chunk])).permute(0, 3, 1, 2).float()
+        r = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[s : s + chunk] = r.round_().clamp_(0, 255).permute(0, 2, 3, 1).to(torch.uint8).numpy()
+    return out

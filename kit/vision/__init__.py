@@ -1,0 +1,35 @@
+"""Image competitions: `images` (decoding, caches, pixels from CSV), `augment` (label-preserving transforms on
+the device), `loaders` (fastai DataLoaders over uint8 arrays), `models` (SmallCNN, torchvision backbones) and
+`competition` (the `VisionCompetition` base that a competition folder subclasses)."""
+
+from kit.vision.augment import Augment, BatchTransform, dihedral, flip_points
+from kit.vision.competition import UNSET, VisionCompetition, auto_preset
+from kit.vision.images import (
+    ImageArray,
+    cache_key,
+    channel_stats,
+    decode_image,
+    describe_bad,
+    load_images,
+    pixel_columns_to_images,
+    pixel_strings_to_images,
+    resize_images,
+)
+from kit.vision.loaders import ArrayDataLoader, array_dataloaders, array_test_dl
+from kit.vision.models import (
+    IMAGENET_STATS,
+    SmallCNN,
+    dataset_stats_or_imagenet,
+    describe_device,
+    pretrained_available,
+    torchvision_arch,
+    vision_learner_for,
+)
+
+__all__ = [
+    "Augment", "BatchTransform", "dihedral", "flip_points", "UNSET", "VisionCompetition", "auto_preset",
+    "ImageArray", "cache_key", "channel_stats", "decode_image", "describe_bad", "load_images",
+    "pixel_columns_to_images", "pixel_strings_to_images", "resize_images", "ArrayDataLoader", "array_dataloaders",
+    "array_test_dl", "IMAGENET_STATS", "SmallCNN", "dataset_stats_or_imagenet", "describe_device",
+    "pretrained_available", "torchvision_arch", "vision_learner_for",
+]

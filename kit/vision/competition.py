@@ -1,0 +1,243 @@
+"""`VisionCompetition`: the base of image competitions. A competition declares where its images are (it
+fills `data.extra["sources"]` in `load`: file paths, decoded once into a cache, or pixel arrays read from CSV),
+its task and metric, the augmentations that preserve its labels, and `cpu`/`gpu` presets; kit does the rest:
+normalisation from the training fold, augmentation on the device, the fastai learner with the task's loss
+(and `y_range` for points), fit_one_cycle or fine_tune, TTA, probabilities back in target units.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from typing import Any, ClassVar
+
+import numpy as np
+
+from kit import learner
+from kit.errors import DataError, KitError
+from kit.spec import Competition, Data, FoldOutput
+from kit.vision.augment import Augment, flip_points
+from kit.vision.images import ImageArray, describe_bad, load_images, resize_images
+from kit.vision.loaders import array_dataloaders, array_test_dl
+from kit.vision.models import dataset_stats_or_imagenet, pretrained_available, torchvision_arch, vision_learner_for
+
+log = logging.getLogger(__name__)
+
+# a preset fills every parameter left at its "unset" value (0, 0.0, "" or -1)
+UNSET: dict[str, Any] = {"arch": "", "size": 0, "epochs": 0, "lr": 0.0, "bs": 0, "schedule": "", "tta": -1}
+SCHEDULES = ("one_cycle", "fine_tune")
+
+
+def auto_preset() -> str:
+    """'gpu' when CUDA is available, else 'cpu'."""
+    return "gpu" if learner.default_device().type == "cuda" else "cpu"
+
+
+class VisionCompetition(Competition):
+    """An image competition: declare `presets`, `augmentation` and `load`; fit_fold and prediction are kit's."""
+
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}  # "cpu" / "gpu": a value for every key of UNSET
+    augmentation: ClassVar[Augment] = Augment()
+    default_params: ClassVar[dict[str, Any]] = {
+        "preset": "auto",  # auto | cpu | gpu: fills every unset value below
+        **UNSET,
+        "width": 24,  # small_cnn base width
+        "dropout": 0.1,
+        "wd": 0.01,
+        "aug": 0.1,  # lighting strength (0: none)
+        "geometric": True,  # the competition's label-preserving flips / turns / small affine moves while training
+        "pretrained": True,  # use pretrained backbone weights when they can be had
+        "freeze_epochs": 1,  # fine_tune only
+        "skip_bad_images": False,
+        "workers": 0,  # image decoding processes (0: up to 8)
+    }
+    cache_dir: ClassVar[Any] = None  # decoded image caches (file-based competitions), keyed by files + size
+
+    # ---- parameters ---------------------------------------------------------------------------------
+    def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Params with the preset's values filled in where a value is unset; preset 'auto' picks by device."""
+        p = {**self.default_params, **params}
+        preset = p["preset"] if p["preset"] != "auto" else auto_preset()
+        if preset not in self.presets:
+            raise KitError(f"{self.name}: preset must be auto or one of {', '.join(self.presets)} "
+                           f"(got {p['preset']!r})")
+        p["preset"] = preset
+        for k, unset in UNSET.items():
+            if p[k] == unset or p[k] is None:
+                p[k] = self.presets[preset][k]
+        return p
+
+    def params(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults + overrides with the preset resolved (so run records show the values actually used)."""
+        p = self.resolve({**self.default_params, **(overrides or {})})
+        self.check_params(p)
+        return p
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        """Reject unknown names and unusable values."""
+        super().check_params(params)
+        p = self.resolve(params)
+        for key in ("size", "epochs", "bs", "width"):
+            if int(p[key]) < 1:
+                raise KitError(f"{self.name}: {key} must be >= 1 (got {p[key]})")
+        if int(p["size"]) < 16:
+            raise KitError(f"{self.name}: size must be >= 16 pixels (got {p['size']})")
+        if float(p["lr"]) <= 0 or float(p["wd"]) < 0:
+            raise KitError(f"{self.name}: lr must be > 0 and wd >= 0 (got lr={p['lr']}, wd={p['wd']})")
+        if not 0 <= float(p["dropout"]) < 1 or not 0 <= float(p["aug"]) <= 1:
+            raise KitError(f"{self.name}: dropout must be in [0, 1) and aug in [0, 1] (got {p['dropout']}, "
+                           f"{p['aug']})")
+        if p["schedule"] not in SCHEDULES:
+            raise KitError(f"{self.name}: schedule must be one of {', '.join(SCHEDULES)} (got {p['schedule']!r})")
+        if not 0 <= int(p["tta"]) <= 8:
+            raise KitError(f"{self.name}: tta must be 0..8 views (got {p['tta']})")
+        if p["arch"] != "small_cnn":
+            torchvision_arch(p["arch"])
+
+    def search_space(self, trial) -> dict[str, Any]:
+        """lr, epochs, image size, architecture (small CNN width / backbone), augmentation, weight decay, dropout."""
+        preset = auto_preset()
+        base = self.presets[preset]
+        space: dict[str, Any] = {
+            "preset": preset,
+            "lr": trial.suggest_float("lr", base["lr"] / 8, base["lr"] * 3, log=True),
+            "aug": trial.suggest_float("aug", 0.0, 0.3),
+            "geometric": trial.suggest_categorical("geometric", [True, False]),
+            "wd": trial.suggest_float("wd", 1e-4, 0.1, log=True),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+        }
+        e = int(base["epochs"])
+        space["epochs"] = trial.suggest_int("epochs", max(2, e // 2), e * 2, step=2)
+        s = int(base["size"])
+        space["size"] = trial.suggest_categorical("size", sorted({max(16, s * 3 // 4), s, s * 3 // 2}))
+        if base["arch"] == "small_cnn":
+            space["arch"] = "small_cnn"
+            space["width"] = trial.suggest_categorical("width", [16, 24, 32, 48])
+        else:
+            space["arch"] = trial.suggest_categorical("arch", ["resnet18", "resnet34", "resnet50"])
+        return space
+
+    def augment(self, p: dict[str, Any]) -> Augment:
+        """The declared augmentation with the run's lighting strength; geometric moves off when not wanted."""
+        a = dataclasses.replace(self.augmentation, lighting=float(p["aug"]))
+        if not p["geometric"]:
+            a = dataclasses.replace(a, flip=False, vflip=False, rot90=False, rotate=0.0, scale=0.0, translate=0.0)
+        return a
+
+    # ---- images -------------------------------------------------------------------------------------
+    def images(self, data: Data, which: str, size: int, progress: bool = False, workers: int = 0) -> ImageArray:
+        """All images of `which` ('train': every training row before bad ones were dropped; 'test') as a
+        (n, size, size, 3) uint8 array, made once per size from `data.extra["sources"][which]`."""
+        cache = data.extra.setdefault("images", {})
+        if (which, size) not in cache:
+            src = data.extra["sources"][which]
+            if isinstance(src, np.ndarray):
+                cache[(which, size)] = ImageArray(resize_images(src, size))
+            else:
+                cache[(which, size)] = load_images(src, size, cache_dir=self.cache_dir, workers=workers or None,
+                                                   progress=progress, name=which)
+        arr = cache[(which, size)]
+        if which == "train" and "train_rows" in data.extra:  # rows kept by `load`: their images must still decode
+            new_bad = sorted(set(arr.bad) & set(np.asarray(data.extra["train_rows"]).tolist()))
+            if new_bad:  # decoded in `load` but not now: a file changed on disk mid-run
+                names = [str(p).rsplit("/", 1)[-1] for p in data.extra["sources"]["train"]]
+                raise DataError(f"training images became unreadable: "
+                                f"{describe_bad(names, {i: arr.bad[i] for i in new_bad})}")
+        return arr
+
+    @staticmethod
+    def train_rows(data: Data) -> np.ndarray:
+        """Row of the training image array holding each training row of `data` (bad images dropped in load)."""
+        rows = data.extra.get("train_rows")
+        return np.arange(len(data.y)) if rows is None else np.asarray(rows)
+
+    def check_bad_images(self, data: Data, params: dict[str, Any]) -> None:
+        """Stop before training when images are bad, unless `skip_bad_images`; then say what happens to them."""
+        bad = {**data.extra.get("bad_train", {}), **data.extra.get("bad_test", {})}
+        if not bad:
+            return
+        listing = ", ".join(f"{n} ({why})" for n, why in sorted(bad.items()))
+        if not params.get("skip_bad_images"):
+            raise DataError(
+                f"{len(bad)} missing or unreadable image(s) in {data.extra.get('data_dir', 'the data folder')}: "
+                f"{listing}; fix them, or pass --skip-bad-images to drop bad training images and fill bad test "
+                "rows from the fold-ensemble prior"
+            )
+        if not data.extra.get("_bad_reported"):
+            data.extra["_bad_reported"] = True
+            n_tr, n_te = len(data.extra.get("bad_train", {})), len(data.extra.get("bad_test", {}))
+            log.warning("--skip-bad-images: %d training image(s) dropped, %d test row(s) filled from the "
+                        "fold-ensemble prior: %s", n_tr, n_te, listing)
+
+    # ---- model --------------------------------------------------------------------------------------
+    def fit_fold(
+        self,
+        data: Data,
+        train_idx: np.ndarray,
+        valid_idx: np.ndarray,
+        params: dict[str, Any],
+        seed: int,
+        callbacks: list | None = None,
+        progress: bool = True,
+    ) -> FoldOutput:
+        """Train one fold's network on the cached images; valid and test predictions (TTA when `tta` > 1)."""
+        from fastai.metrics import accuracy_multi
+
+        p = self.resolve(params)
+        self.check_bad_images(data, p)
+        size, bs = int(p["size"]), int(p["bs"])
+        x_train = self.images(data, "train", size, progress, int(p["workers"])).x
+        imgs_test = self.images(data, "test", size, progress, int(p["workers"]))
+        rows = self.train_rows(data)
+        device = learner.default_device()
+        learner.seed_everything(seed)
+        pretrained = bool(p["pretrained"]) and p["arch"] != "small_cnn" and pretrained_available(p["arch"])
+        stats = dataset_stats_or_imagenet(pretrained, x_train, rows[train_idx])
+        task = self.task
+        scaler = task.fit_target(data.y[train_idx])
+        y = np.asarray(scaler.transform_y(data.y)).astype(task.target_dtype())
+        points = hasattr(task, "flip_perm")
+        n_out = task.n_outputs(data.y, data.classes)
+        perm = task.flip_perm(n_out) if points else None
+        dls = array_dataloaders(x_train, y, train_idx, valid_idx, stats, bs, device, augment=self.augment(p),
+                                x_rows=rows, points=points, flip_perm=perm)
+        metrics = [learner.competition_metric(self, scaler)]
+        if task.name == "multilabel":
+            metrics.append(accuracy_multi)
+        learn = vision_learner_for(dls, p["arch"], n_out, pretrained, task.loss(), metrics, wd=float(p["wd"]),
+                                   dropout=float(p["dropout"]), width=int(p["width"]),
+                                   y_range=getattr(task, "y_range", None))
+        if p["schedule"] == "fine_tune" and not pretrained:
+            # fine_tune = frozen head-only epochs + discriminative lrs (early layers at lr/100): right for pretrained
+            # weights, wrong for a random body, which needs every layer trained at the full rate
+            log.warning("no pretrained weights for %s: training with fit_one_cycle instead of fine_tune", p["arch"])
+        if p["schedule"] == "fine_tune" and pretrained:
+            quiet = learn.no_bar() if not progress else contextlib.nullcontext()
+            with quiet, learn.no_logging():
+                learn.fine_tune(int(p["epochs"]), base_lr=float(p["lr"]), freeze_epochs=int(p["freeze_epochs"]),
+                                wd=float(p["wd"]), cbs=callbacks)
+        else:
+            learner.fit(learn, p, cbs=callbacks, progress=progress)
+        hist = learner.history(learn)  # before predicting: get_preds resets the Recorder
+        views = self.augment(p).tta_views(int(p["tta"]))
+        valid = scaler.inverse(self._predict(learn, x_train, rows[valid_idx], stats, bs, device, views, perm))
+        test = scaler.inverse(self._predict(learn, imgs_test.x, np.arange(len(imgs_test.x)), stats, bs, device,
+                                            views, perm))
+        bad_test = sorted(imgs_test.bad)
+        if bad_test:
+            test[bad_test] = np.nanmean(valid, axis=0)  # this fold's prior; the fold mean is the ensemble's prior
+        return FoldOutput(valid=valid, test=test, history=hist)
+
+    def _predict(self, learn, x: np.ndarray, rows: np.ndarray, stats, bs: int, device, views: list[int],
+                 perm: np.ndarray | None) -> np.ndarray:
+        """Mean prediction over the TTA views; point predictions of mirrored views are mirrored back."""
+        import torch
+
+        out = []
+        for k in views:
+            pred = learner.predict(learn, array_test_dl(x, rows, stats, bs * 2, device, k), self.task)
+            if perm is not None and k & 1:
+                pred = flip_points(torch.from_numpy(pred), torch.as_tensor(perm)).numpy()
+            out.append(pred)
+        return np.mean(out, axis=0)
