@@ -51,13 +51,21 @@ def decoding_json(decoder: Decoder) -> dict[str, Any]:
     return d
 
 
+def row_id_col(comp: Competition, frame: pd.DataFrame) -> str:
+    """The id column of the train/test frames: the submission's id, or the frame's own (per-image rows whose
+    submission has other rows, as Facial Keypoints' lookup rows)."""
+    return comp.id_col if comp.id_col in frame.columns else str(frame.columns[0])
+
+
 def save_run(comp: Competition, data: Data, cv: CVResult, decoder: Decoder, run_dir: Path) -> None:
     """Fold assignment, OOF and test probabilities (for blending), decoding and plots under `run_dir`."""
-    ids = data.train[comp.id_col].to_numpy()
-    atomic_write_csv(run_dir / "folds.csv", pd.DataFrame({comp.id_col: ids, "fold": cv.folds}))
-    atomic_write_csv(run_dir / "oof.csv", _prob_frame(ids, cv.oof, comp.id_col, data.classes))
+    idc = row_id_col(comp, data.train)
+    ids = data.train[idc].to_numpy()
+    names = data.classes or data.extra.get("output_names")
+    atomic_write_csv(run_dir / "folds.csv", pd.DataFrame({idc: ids, "fold": cv.folds}))
+    atomic_write_csv(run_dir / "oof.csv", _prob_frame(ids, cv.oof, idc, names))
     atomic_write_csv(run_dir / "test_probs.csv",
-                     _prob_frame(data.test[comp.id_col].to_numpy(), cv.test, comp.id_col, data.classes))
+                     _prob_frame(data.test[row_id_col(comp, data.test)].to_numpy(), cv.test, idc, names))
     atomic_write_json(run_dir / "decoding.json", decoding_json(decoder))
     curve = decoder.curve()
     if curve is not None:
@@ -89,8 +97,9 @@ def train_and_submit(
         cv = cross_validate(comp, data, params, seed, n_folds=n_folds, progress=progress)
     if not np.isfinite(cv.test).all():
         i = int(np.argwhere(~np.isfinite(cv.test.reshape(len(cv.test), -1)))[0][0])
-        raise KitError(f"NaN in test predictions (test row {i + 2}, {comp.id_col}="
-                       f"{data.test[comp.id_col].iloc[i]}); the model diverged: lower lr or check the features")
+        idc = row_id_col(comp, data.test)
+        raise KitError(f"NaN in test predictions (test row {i + 2}, {idc}={data.test[idc].iloc[i]}); the model "
+                       "diverged: lower lr or check the features")
     decoder = comp.decoder().fit(data.y, cv.oof, comp.metric, data.classes)
     oof_score = float(decoder.score_)
     df = comp.submission(data, decoder.apply(cv.test))

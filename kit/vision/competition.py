@@ -207,7 +207,7 @@ class VisionCompetition(Competition):
             metrics.append(accuracy_multi)
         learn = vision_learner_for(dls, p["arch"], n_out, pretrained, task.loss(), metrics, wd=float(p["wd"]),
                                    dropout=float(p["dropout"]), width=int(p["width"]),
-                                   y_range=getattr(task, "y_range", None))
+                                   y_range=getattr(task, "y_range", None), spatial=size if points else None)
         if p["schedule"] == "fine_tune" and not pretrained:
             # fine_tune = frozen head-only epochs + discriminative lrs (early layers at lr/100): right for pretrained
             # weights, wrong for a random body, which needs every layer trained at the full rate
