@@ -61,12 +61,12 @@ class DigitRecognizer(VisionCompetition):
         test = read_csv(paths["test"], required=PIXELS, hint=hint)
         sample = read_csv(paths["sample"], required=[self.id_col, self.target_col], hint=hint)
         labels = train[self.label_col]
-        bad = ~labels.isin(LABELS) | labels.isna()
+        bad = ~pd.to_numeric(labels, errors="coerce").isin(LABELS)
         if bad.any():
             i = int(bad.to_numpy().argmax())
             raise DataError(f"{paths['train']}: row {i + 2}, column {self.label_col}: {show(labels.iloc[i])} is not "
                             "a digit label 0-9")
-        y, classes = self.task.encode(labels.astype(np.int64).rename(self.label_col), str(paths["train"]))
+        y, classes = self.task.encode(pd.to_numeric(labels).astype(np.int64), str(paths["train"]))
         x_train = pixel_columns_to_images(train, PIXELS, SIDE, str(paths["train"]))
         x_test = pixel_columns_to_images(test, PIXELS, SIDE, str(paths["test"]))
         ids = np.arange(1, len(test) + 1)
