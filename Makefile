@@ -18,7 +18,7 @@ COMP ?= titanic
 ARGS ?=
 
 .PHONY: help setup test lint titanic bench-titanic bench-contract clean download submit demo tune test-distributed bench-tune
-.PHONY: planet planet-demo bench-planet
+.PHONY: planet planet-demo bench-planet bench-vision digits digits-demo keypoints keypoints-demo
 
 help:
 	@echo "make titanic [DATA=dir]   train the Titanic MLP with 5-fold CV and write a submission"
@@ -35,6 +35,10 @@ help:
 	@echo "make planet [DATA=dir] [PRESET=cpu|gpu]  Planet CNN, 5-fold CV, per-class thresholds, submission"
 	@echo "make planet-demo          generate Planet-format tiles, train the cpu preset, print held-out F2"
 	@echo "make bench-planet         Planet cpu preset on 4,000/1,500 generated tiles -> bench/results/planet.md"
+	@echo "make bench-vision         digit-recognizer vs SVC, facial-keypoints vs ridge on PCA -> bench/results/vision.md (ARGS='--only digits')"
+	@echo "make digits [DATA=dir] [PRESET=cpu|gpu]     Digit Recognizer CNN, 5-fold CV, submission"
+	@echo "make keypoints [DATA=dir] [PRESET=cpu|gpu]  Facial Keypoints CNN (masked MSE), 5-fold CV, submission"
+	@echo "make digits-demo / keypoints-demo           the same offline, on generated data (runs/<name>-demo/)"
 
 setup: $(STAMP)
 
@@ -92,5 +96,26 @@ planet-demo: setup
 bench-planet: setup
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python bench/planet.py $(ARGS)
 
+bench-vision: setup
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python bench/vision.py $(ARGS)
+
 clean:
 	rm -rf runs .pytest_cache .ruff_cache
+
+# Digit Recognizer and Facial Keypoints: like planet. The -demo targets generate offline data once
+# (scikit-learn's real digits in Kaggle's layout; synthetic faces) under runs/<name>-demo/ and train on it.
+digits: DATA = data/digit-recognizer
+digits: setup
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/kit train --comp digit-recognizer --data-dir $(DATA) --set preset=$(or $(PRESET),auto) $(ARGS)
+
+keypoints: DATA = data/facial-keypoints
+keypoints: setup
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/kit train --comp facial-keypoints --data-dir $(DATA) --set preset=$(or $(PRESET),auto) $(ARGS)
+
+digits-demo: setup
+	@test -f runs/digits-demo/data/train.csv || $(BIN)/python -m competitions.digit-recognizer.synthetic runs/digits-demo/data --solution runs/digits-demo/solution.csv
+	cd runs/digits-demo && OMP_WAIT_POLICY=PASSIVE ../../$(BIN)/kit train --comp digit-recognizer --data-dir data --set preset=$(or $(PRESET),auto) $(ARGS)
+
+keypoints-demo: setup
+	@test -f runs/keypoints-demo/data/training.csv || $(BIN)/python -m competitions.facial-keypoints.synthetic runs/keypoints-demo/data --solution runs/keypoints-demo/solution.csv
+	cd runs/keypoints-demo && OMP_WAIT_POLICY=PASSIVE ../../$(BIN)/kit train --comp facial-keypoints --data-dir data --set preset=$(or $(PRESET),auto) $(ARGS)

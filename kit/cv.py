@@ -104,7 +104,7 @@ def cross_validate(
     """
     n_folds = n_folds or comp.n_folds
     if folds is None:
-        folds = make_folds(comp.task, data.y, n_folds, seed, data.groups)
+        folds = make_folds(comp.task, data.y, n_folds, seed, comp.fold_groups(data))
     n_folds = int(folds.max()) + 1
     oof: np.ndarray | None = None
     test_sum: np.ndarray | None = None

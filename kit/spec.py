@@ -141,6 +141,17 @@ class Competition:
         """
         raise NotImplementedError
 
+    def fold_groups(self, data: Data) -> np.ndarray | None:
+        """Groups that must not be split across folds (GroupKFold): `data.groups`, else the training frame's
+        `group_col` (a person, a patient, a site: what the test set will not share with the training set)."""
+        if data.groups is not None:
+            return data.groups
+        if self.group_col is None:
+            return None
+        if self.group_col not in data.train.columns:
+            raise KitError(f"{self.name}: group_col {self.group_col!r} is not a column of the training data")
+        return data.train[self.group_col].to_numpy()
+
     # ---- decoding and scoring --------------------------------------------------------------------
     def decoder(self) -> decoders.Decoder:
         """A fresh decoder to fit on OOF predictions: the task's default for the metric (override to compose)."""

@@ -214,3 +214,18 @@ def test_affine_moves_move_the_points_with_the_image():
     moved = np.hypot(px[:, 0] - pts[:, 0], px[:, 1] - pts[:, 1])
     assert moved.mean() > 2  # the transforms did move things
     assert np.hypot(cx - px[:, 0], cy - px[:, 1]).max() < 0.75  # and the dot is where the target says
+
+
+def test_image_folds_can_be_grouped_by_person(faces_src):
+    """As the seeds split BIWI head poses by person: a competition declaring group_col never splits a group."""
+    from kit.cv import make_folds
+
+    class ByPerson(type(FACES)):
+        group_col = "person"
+
+    comp = ByPerson()
+    data = comp.load(faces_src)
+    data.train["person"] = np.arange(len(data.y)) // 6
+    folds = make_folds(comp.task, data.y, 3, 0, comp.fold_groups(data))
+    per_person = pd.Series(folds).groupby(data.train["person"]).nunique()
+    assert (per_person == 1).all() and len(set(folds)) == 3

@@ -126,7 +126,7 @@ def _main(argv: Sequence[str] | None) -> int:
     data_dir = cargs.data_dir(args, comp.name)
     # everything that can be wrong is checked before the storage is opened, so bad input leaves the study untouched
     data = comp.load(data_dir)
-    make_folds(comp.task, data.y, args.folds or comp.n_folds, args.seed, data.groups)
+    make_folds(comp.task, data.y, args.folds or comp.n_folds, args.seed, comp.fold_groups(data))
     fixed = cargs.parse_overrides(args.overrides, comp.default_params)
     probe_search_space(comp, fixed)
     cfg = TuneConfig(comp=comp.name, data_dir=data_dir, storage=args.storage or default_url(args.runs, comp.name),

@@ -109,7 +109,7 @@ def run_worker(cfg: TuneConfig, worker: int = 0, data=None) -> None:
     logging.getLogger("kit.cv").setLevel(logging.WARNING)  # Optuna's per-trial line is the progress
     comp = registry.get(cfg.comp)
     data = data if data is not None else comp.load(cfg.data_dir)
-    folds = make_folds(comp.task, data.y, cfg.n_folds or comp.n_folds, cfg.seed, data.groups)
+    folds = make_folds(comp.task, data.y, cfg.n_folds or comp.n_folds, cfg.seed, comp.fold_groups(data))
     study = load_study(cfg, comp, worker)
     fail_stale_trials(study)
     study.optimize(lambda t: objective(t, comp, data, cfg.seed, folds, cfg.fixed),
