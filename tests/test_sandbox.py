@@ -242,3 +242,20 @@ def test_command_line_serves_and_refuses_a_busy_port(root: Path, tmp_path: Path)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
         s.listen()
+
+
+@pytest.mark.parametrize("name, perfect, worse", [("digit-recognizer", 1.0, lambda v: (v + 1) % 10),
+                                                  ("facial-keypoints", 0.0, lambda v: v + 2.0)])
+def test_image_competitions_scored_by_their_metric(tmp_path: Path, name, perfect, worse) -> None:
+    """Digits by accuracy of labels, keypoints by RMSE of the lookup rows' locations: the competition's Metric."""
+    d = make_competition(tmp_path, name, seed=2, n_train=30, n_test=10)
+    meta = CompetitionMeta.load(d)
+    sol = pd.read_csv(d / "solution.csv")
+    cols = [meta.id_col, *meta.target_cols]
+    assert score_submission(d, meta, _csv(sol[cols]))[:2] == (perfect, perfect)
+    bad = sol[cols].copy()
+    bad[meta.target_cols[0]] = worse(bad[meta.target_cols[0]])
+    public, private, err = score_submission(d, meta, _csv(bad))
+    assert err is None and public != perfect
+    if name == "facial-keypoints":
+        assert public == pytest.approx(2.0) and private == pytest.approx(2.0)  # RMSE in pixels
