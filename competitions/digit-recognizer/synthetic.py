@@ -38,6 +38,7 @@ GAIN = (0.75, 1.25)  # brightness factor range of the jittered copies
 
 # the local Kaggle sandbox (kit.sandbox.data): a small, fast copy
 SANDBOX: dict = {"n_train": 300, "n_test": 60}
+DEMO_TRAIN_ARGS: list[str] = ["--folds", "2", "--set", "epochs=12"]  # `make demo` trains and submits it too
 
 
 def mnist_frame(img: np.ndarray) -> np.ndarray:
