@@ -75,6 +75,12 @@ def save_run(comp: Competition, data: Data, cv: CVResult, decoder: Decoder, run_
         plots.learning_curves(cv.histories, run_dir / "learning_curves.png")
 
 
+def under_runs(comp: Competition, runs: Path) -> Competition:
+    """`comp` with its caches (decoded images) under `runs/<comp>/cache`: a copy, the registry's object unchanged."""
+    with_cache_dir = getattr(comp, "with_cache_dir", None)
+    return with_cache_dir(Path(runs) / comp.name / "cache") if with_cache_dir is not None else comp
+
+
 def train_and_submit(
     comp: Competition,
     data_dir: Path,
@@ -90,7 +96,8 @@ def train_and_submit(
 ) -> RunResult:
     """Cross-validate `params`, choose the decoding on OOF, decode the fold-mean test predictions and write
     a validated submission whose sidecar records CV scores, params, seed, commit and input hashes.
-    Pass `data`/`cv` to reuse what a caller (e.g. tuning) already computed."""
+    Pass `data`/`cv` to reuse what a caller (e.g. tuning) already computed. Caches go under `runs`."""
+    comp = under_runs(comp, runs)
     comp.check_params(params)
     data = data if data is not None else comp.load(Path(data_dir))
     if cv is None:
@@ -113,6 +120,7 @@ def train_and_submit(
         "cv": cv.as_record(),
         "oof_score": round(oof_score, 6),
         "task": str(comp.task),
+        "model": comp.describe_model(params),
         "metric": str(comp.metric),
         "decoding": decoder.to_json(),
         "params": params,

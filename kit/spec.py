@@ -116,6 +116,14 @@ class Competition:
             f"or copy Kaggle's files for '{self.slug}' into {data_dir}/"
         )
 
+    def with_model(self, family: str) -> Competition:
+        """A copy that trains another model family (tabular competitions: mlp, lightgbm, catboost)."""
+        raise KitError(f"competition {self.name!r} has no model families to choose from (--model {family})")
+
+    def describe_model(self, params: dict[str, Any]) -> str:
+        """What model a run trained, for its record (the architecture, when the parameters name one)."""
+        return str(params.get("arch", type(self).__name__))
+
     # ---- the what: data and model ------------------------------------------------------------------
     def load(self, data_dir: Path) -> Data:
         """Read and check the competition files in `data_dir`."""

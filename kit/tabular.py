@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -10,7 +11,7 @@ from sklearn.base import TransformerMixin
 from sklearn.pipeline import Pipeline
 from torch import nn
 
-from kit import learner
+from kit import gbdt, learner
 from kit.errors import DataError, KitError
 from kit.io import read_csv, show
 from kit.preprocess import make_preprocessor
@@ -50,6 +51,28 @@ class TabularCompetition(Competition):
     numeric_features: ClassVar[list[str]] = []  # after the feature steps: imputed + scaled
     categorical_features: ClassVar[list[str]] = []  # after the feature steps: one-hot
     default_params: ClassVar[dict[str, Any]] = dict(DEFAULT_PARAMS)
+    model_family: ClassVar[str] = "mlp"  # `kit train --model lightgbm|catboost` picks another
+    family_params: ClassVar[dict[str, dict[str, Any]]] = {}  # per-family defaults a competition overrides
+
+    def with_model(self, family: str) -> TabularCompetition:
+        """A copy of this competition that trains `family` (mlp | lightgbm | catboost) on the same folds and
+        fold pipeline, with that family's parameters and search space; the shared object is left as it is."""
+        if family == self.model_family:
+            return self
+        if family != "mlp" and family not in gbdt.FAMILIES:
+            raise KitError(f"unknown model {family!r}; one of mlp, {', '.join(gbdt.FAMILIES)}")
+        comp = copy.copy(self)
+        comp.model_family = family
+        if family == "mlp":
+            comp.default_params = dict(type(self).default_params)
+        else:
+            gbdt.FAMILIES[family].require()
+            comp.default_params = {**gbdt.FAMILIES[family].defaults, **self.family_params.get(family, {})}
+        return comp
+
+    def describe_model(self, params: dict[str, Any]) -> str:
+        """The model family, for run records."""
+        return self.model_family
 
     def feature_steps(self, params: dict[str, Any]) -> list[tuple[str, TransformerMixin]]:
         """sklearn steps run before the shared ColumnTransformer (fit on the training fold, with its labels)."""
@@ -66,8 +89,11 @@ class TabularCompetition(Competition):
         return Pipeline(steps)
 
     def check_params(self, params: dict[str, Any]) -> None:
-        """Reject unknown names and values the MLP cannot use."""
+        """Reject unknown names and values the model cannot use."""
         super().check_params(params)
+        if self.model_family != "mlp":
+            gbdt.check_params(self.model_family, params)
+            return
         for key in ("width", "depth", "epochs", "bs", "n_models"):
             if key in params and int(params[key]) < 1:
                 raise KitError(f"{self.name}: {key} must be >= 1 (got {params[key]})")
@@ -78,7 +104,9 @@ class TabularCompetition(Competition):
                            f"wd={params.get('wd')})")
 
     def search_space(self, trial) -> dict[str, Any]:
-        """lr, epochs, width, depth, dropout, weight decay, batch size."""
+        """MLP: lr, epochs, width, depth, dropout, weight decay, batch size; trees: their family's space."""
+        if self.model_family != "mlp":
+            return gbdt.search_space(self.model_family, trial)
         return {
             "lr": trial.suggest_float("lr", 3e-4, 3e-2, log=True),
             "epochs": trial.suggest_int("epochs", 5, 40, step=5),
@@ -152,6 +180,8 @@ class TabularCompetition(Competition):
 
         Regression targets are scaled on the training fold (the task's TargetScaler) and predictions unscaled.
         """
+        if self.model_family != "mlp":
+            return self.fit_fold_trees(data, train_idx, valid_idx, params, seed)
         x_train, x_valid, x_test = self.fold_arrays(data, train_idx, valid_idx, params)
         scaler = self.task.fit_target(data.y[train_idx])
         y_train, y_valid = scaler.transform_y(data.y[train_idx]), scaler.transform_y(data.y[valid_idx])
@@ -170,3 +200,20 @@ class TabularCompetition(Competition):
             valid.append(scaler.inverse(learner.predict(learn, dls.valid, self.task)))
             test.append(scaler.inverse(learner.predict(learn, test_dl, self.task)))
         return FoldOutput(valid=np.mean(valid, axis=0), test=np.mean(test, axis=0), history=hist)
+
+    def fit_fold_trees(
+        self, data: Data, train_idx: np.ndarray, valid_idx: np.ndarray, params: dict[str, Any], seed: int
+    ) -> FoldOutput:
+        """The fold's feature steps, then LightGBM / CatBoost on the declared columns (kit.gbdt)."""
+        steps = Pipeline(self.feature_steps(params)) if self.feature_steps(params) else None
+        tr, va, te = data.train.iloc[train_idx], data.train.iloc[valid_idx], data.test
+        if steps is not None:
+            tr = steps.fit_transform(tr, data.y[train_idx])
+            va, te = steps.transform(va), steps.transform(te)
+        x_tr, x_va, x_te = gbdt.frames(tr, [va, te], list(self.numeric_features), list(self.categorical_features))
+        scaler = self.task.fit_target(data.y[train_idx])
+        y_tr, y_va = scaler.transform_y(data.y[train_idx]), scaler.transform_y(data.y[valid_idx])
+        valid, test, hist = gbdt.fit_predict(self.model_family, self.task, params, seed,
+                                             self.task.n_outputs(data.y, data.classes), x_tr, y_tr, x_va, y_va, x_te,
+                                             list(self.categorical_features))
+        return FoldOutput(valid=scaler.inverse(valid), test=scaler.inverse(test), history=hist)

@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     cargs.add_comp(p)
     cargs.add_data_dir(p)
     cargs.add_cv(p)
+    p.add_argument("--model", default=None,
+                   help="tabular competitions: mlp, lightgbm or catboost (default: the competition's own)")
     cargs.add_overrides(p)
     p.add_argument("--params", type=Path, default=None, help="JSON file of hyper-parameters (e.g. a tune result)")
     cargs.add_outputs(p)
@@ -51,6 +53,8 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
     comp = registry.get(args.comp)
+    if args.model is not None:
+        comp = comp.with_model(args.model)
     cargs.set_threads(args.threads if args.threads is not None else comp.threads)
     overrides: dict[str, Any] = {}
     if args.params is not None:

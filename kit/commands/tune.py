@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", default=None, help="study name (default: the competition's name)")
     p.add_argument("--heartbeat", type=int, default=60,
                    help="seconds between worker heartbeats; a trial silent for twice this is failed and retried")
+    p.add_argument("--model", default=None,
+                   help="tabular competitions: mlp, lightgbm or catboost (default: the competition's own)")
     cargs.add_overrides(p, help="fix a hyper-parameter instead of searching it (repeatable), e.g. --set epochs=3")
     p.add_argument("--worker", type=int, default=0,
                    help="this machine's index when several machines share a study (0, 1, ...): the sampler is "
@@ -120,6 +122,8 @@ def _main(argv: Sequence[str] | None) -> int:
     setup_logging()
     check_args(args)
     comp = registry.get(args.comp)
+    if args.model is not None:
+        comp = comp.with_model(args.model)
     if args.threads is None and args.n_jobs == 1:
         args.threads = comp.threads
     cargs.set_threads(args.threads)
@@ -129,10 +133,12 @@ def _main(argv: Sequence[str] | None) -> int:
     make_folds(comp.task, data.y, args.folds or comp.n_folds, args.seed, comp.fold_groups(data))
     fixed = cargs.parse_overrides(args.overrides, comp.default_params)
     probe_search_space(comp, fixed)
+    # one study per model family: their parameters differ
+    study_name = args.study or (comp.name if args.model in (None, "mlp") else f"{comp.name}-{args.model}")
     cfg = TuneConfig(comp=comp.name, data_dir=data_dir, storage=args.storage or default_url(args.runs, comp.name),
-                     study=args.study or comp.name, n_trials=args.n_trials, timeout=args.timeout,
+                     study=study_name, n_trials=args.n_trials, timeout=args.timeout,
                      sampler=args.sampler, pruner=args.pruner, seed=args.seed, n_folds=args.folds,
-                     heartbeat=args.heartbeat, fixed=fixed, threads=args.threads)
+                     heartbeat=args.heartbeat, fixed=fixed, threads=args.threads, model=args.model)
     study = load_study(cfg, comp, create=True)
     log.info("study %s in %s: %d trial(s) so far", cfg.study, masked(cfg.storage), len(study.trials))
     run_workers(cfg, args.n_jobs, args.worker, data)

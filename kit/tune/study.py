@@ -39,6 +39,7 @@ class TuneConfig:
     heartbeat: int
     fixed: dict[str, Any] = field(default_factory=dict)
     threads: int | None = None
+    model: str | None = None  # tabular model family (None: the competition's own)
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -108,6 +109,8 @@ def run_worker(cfg: TuneConfig, worker: int = 0, data=None) -> None:
         torch.set_num_threads(cfg.threads)
     logging.getLogger("kit.cv").setLevel(logging.WARNING)  # Optuna's per-trial line is the progress
     comp = registry.get(cfg.comp)
+    if cfg.model is not None:
+        comp = comp.with_model(cfg.model)
     data = data if data is not None else comp.load(cfg.data_dir)
     folds = make_folds(comp.task, data.y, cfg.n_folds or comp.n_folds, cfg.seed, comp.fold_groups(data))
     study = load_study(cfg, comp, worker)

@@ -1,0 +1,81 @@
+"""Gradient-boosted tree families on the same folds and fold pipeline as the MLP: `kit train --model ...`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kit import gbdt, registry
+from kit.commands.train import main as train_main
+from kit.commands.tune import main as tune_main
+from kit.cv import cross_validate, make_folds
+from kit.errors import KitError
+from tests.test_contract import comps_root, label_sample, raw_scale, text_labels, write_comp  # noqa: F401
+
+FAST = {"lightgbm": ["--set", "n_estimators=60"], "catboost": ["--set", "iterations=60"]}
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "catboost"])
+def test_family_trains_on_the_same_folds_and_records_itself(titanic_dir, workdir, capsys, family):
+    rc = train_main(["--comp", "titanic", "--data-dir", str(titanic_dir), "--folds", "2", "--model", family,
+                     "--quiet", *FAST[family]])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    path = Path(out.strip().splitlines()[-1])
+    side = json.loads(path.with_suffix(".json").read_text())
+    assert side["model"] == family and side["cv"]["mean"] > 0.6
+    assert set(pd.read_csv(path)["Survived"]) <= {0, 1}
+    mlp = registry.get("titanic")
+    data = mlp.load(titanic_dir)
+    folds = pd.read_csv(Path(side["run_dir"]) / "folds.csv")["fold"].to_numpy()
+    assert (folds == make_folds(mlp.task, data.y, 2, 42)).all()  # the same folds as the MLP's
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "catboost"])
+def test_family_is_deterministic_with_the_seed(titanic_dir, family):
+    comp = registry.get("titanic").with_model(family)
+    data = comp.load(titanic_dir)
+    params = comp.params({"n_estimators": 40} if family == "lightgbm" else {"iterations": 40})
+    a = cross_validate(comp, data, params, seed=3, n_folds=2, progress=False)
+    b = cross_validate(comp, data, params, seed=3, n_folds=2, progress=False)
+    assert np.array_equal(a.oof, b.oof) and np.array_equal(a.test, b.test)
+
+
+def test_with_model_copies_and_leaves_the_shared_competition_alone():
+    comp = registry.get("titanic")
+    lgb = comp.with_model("lightgbm")
+    assert lgb is not comp and lgb.model_family == "lightgbm" and comp.model_family == "mlp"
+    assert "num_leaves" in lgb.default_params and "width" in comp.default_params
+    assert registry.get("titanic").model_family == "mlp"
+    with pytest.raises(KitError, match="unknown model 'xgb'; one of mlp, lightgbm, catboost"):
+        comp.with_model("xgb")
+    with pytest.raises(KitError, match="no model families"):
+        registry.get("planet").with_model("lightgbm")
+    with pytest.raises(KitError, match="needs the no_such_pkg package: pip install no_such_pkg"):
+        gbdt.Family("x", "no_such_pkg", {}).require()
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "catboost"])
+def test_families_follow_the_task_multiclass_text_labels_and_raw_regression(comps_root, family):  # noqa: F811
+    mc = write_comp(comps_root, f"gmc_{family}", "multiclass", "accuracy", text_labels, label_sample, n=200)
+    reg = write_comp(comps_root, f"greg_{family}", "regression", "rmse", raw_scale, label_sample, n=200)
+    small = {"n_estimators": 80} if family == "lightgbm" else {"iterations": 80}
+    comp = registry.get(f"gmc_{family}").with_model(family)
+    cv = cross_validate(comp, comp.load(mc), comp.params(small), seed=0, n_folds=3, progress=False)
+    assert cv.oof.shape[1] == 3 and np.allclose(cv.oof.sum(axis=1), 1) and cv.mean > 0.6
+    comp = registry.get(f"greg_{family}").with_model(family)
+    data = comp.load(reg)
+    cv = cross_validate(comp, data, comp.params(small), seed=0, n_folds=3, progress=False)
+    assert cv.mean < 0.6 * data.y.std()
+
+
+def test_tune_searches_a_family_in_its_own_study(titanic_dir, workdir, capsys):
+    rc = tune_main(["--comp", "titanic", "--data-dir", str(titanic_dir), "--model", "lightgbm", "--n-trials", "2",
+                    "--folds", "2", "--set", "n_estimators=40"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "study titanic-lightgbm" in out and "num_leaves" in out
