@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import sklearn
+from machine import cpu_model, load_text, versions
 from sklearn import datasets
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -296,36 +294,12 @@ def compare(o: Outcome) -> Comparison | None:
     return Comparison(best, kit, best_mean, diff, se, kit / best_mean, within, verdict)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
-def git_version() -> str:
-    try:
-        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
-def versions() -> str:
-    import fastai
-    import torch
-
-    libs = {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
-            "scikit-learn": sklearn.__version__, "torch": torch.__version__, "fastai": fastai.__version__,
-            "kit": git_version()}
-    return ", ".join(f"{k} {v}" for k, v in libs.items())
 
 
-def load_text(avg: tuple[float, float, float]) -> str:
-    return "/".join(f"{x:.2f}" for x in avg)
 
 
 def report(outcomes: list[Outcome], a: argparse.Namespace, started: dt.datetime, load0: tuple, load1: tuple,

@@ -32,9 +32,7 @@ warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", c
 import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
 import importlib  # noqa: E402
-import platform  # noqa: E402
 import shlex  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -45,7 +43,6 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import sklearn  # noqa: E402
 import torch  # noqa: E402
 from fastai.callback.core import Callback  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
@@ -54,6 +51,8 @@ from sklearn.svm import SVC  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from machine import cpu_model, load_text, versions  # noqa: E402
 
 from kit import registry, vision  # noqa: E402
 from kit.commands.args import parse_overrides  # noqa: E402
@@ -171,35 +170,12 @@ def ms(scores: list[float]) -> str:
     return f"{np.mean(scores):.4f} ± {np.std(scores):.4f}"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
-def git_version() -> str:
-    try:
-        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
-def versions() -> str:
-    import fastai
-
-    libs = {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
-            "scikit-learn": sklearn.__version__, "torch": torch.__version__, "fastai": fastai.__version__,
-            "kit": git_version()}
-    return ", ".join(f"{k} {v}" for k, v in libs.items())
 
 
-def load_text(avg: tuple[float, float, float]) -> str:
-    return "/".join(f"{x:.2f}" for x in avg)
 
 
 def kit_params(comp, preset: str, overrides: list[str]) -> dict[str, Any]:
