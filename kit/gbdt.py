@@ -97,7 +97,7 @@ def _lightgbm(task: Any, params: dict[str, Any], seed: int, n_out: int, x_tr, y_
     p = {k: v for k, v in params.items() if k in LIGHTGBM.defaults and k != "early_stopping"}
     common = dict(random_state=seed, deterministic=True, force_row_wise=True, n_jobs=_threads(), verbose=-1,
                   subsample_freq=1, **p)
-    if task.name == "regression":
+    if not task.classification:
         model = lgb.LGBMRegressor(**common)
     else:
         model = lgb.LGBMClassifier(**common)
@@ -120,7 +120,7 @@ def _catboost(task: Any, params: dict[str, Any], seed: int, n_out: int, x_tr, y_
     gpu = default_device().type == "cuda"
     common = dict(random_seed=seed, thread_count=_threads(), verbose=False, allow_writing_files=False,
                   od_type="Iter", od_wait=int(params["early_stopping"]), task_type="GPU" if gpu else "CPU", **p)
-    if task.name == "regression":
+    if not task.classification:
         model = cb.CatBoostRegressor(loss_function="RMSE", **common)
     else:
         model = cb.CatBoostClassifier(loss_function="MultiClass" if n_out > 1 else "Logloss", **common)
@@ -144,7 +144,7 @@ def fit_predict(family: str, task: Any, params: dict[str, Any], seed: int, n_out
                 categorical: list[str]) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """One fold: fit on the training rows (early stopping on the validation rows); validation and test
     predictions as the task shapes them (binary: P(positive), multiclass: (n, k), regression: values)."""
-    if task.name == "multilabel":  # one model per label, as no GBDT library has a multi-label objective
+    if task.multi_label:  # one model per label, as no GBDT library has a multi-label objective
         outs = [fit_predict(family, _Binary(), params, seed + j, 1, x_tr, y_tr[:, j], x_va, y_va[:, j], x_te,
                             categorical) for j in range(y_tr.shape[1])]
         return np.stack([o[0] for o in outs], 1), np.stack([o[1] for o in outs], 1), outs[0][2]
@@ -152,17 +152,17 @@ def fit_predict(family: str, task: Any, params: dict[str, Any], seed: int, n_out
         model, hist = _lightgbm(task, params, seed, n_out, x_tr, y_tr, x_va, y_va)
 
         def predict(x):
-            return model.predict(x) if task.name == "regression" else model.predict_proba(x)
+            return model.predict(x) if not task.classification else model.predict_proba(x)
     else:
         model, hist, pool = _catboost(task, params, seed, n_out, x_tr, y_tr, x_va, y_va, categorical)
 
         def predict(x):
-            return model.predict(pool(x)) if task.name == "regression" else model.predict_proba(pool(x))
+            return model.predict(pool(x)) if not task.classification else model.predict_proba(pool(x))
     va, te = np.asarray(predict(x_va), dtype=np.float64), np.asarray(predict(x_te), dtype=np.float64)
-    if task.name != "regression" and n_out == 1:
+    if task.classification and n_out == 1:
         va, te = va[:, 1], te[:, 1]
     return va, te, hist
 
 
 class _Binary:
-    name = "binary"
+    name, classification, multi_label = "binary", True, False

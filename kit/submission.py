@@ -76,15 +76,15 @@ class SubmissionFormat:
         if comp.id_col not in sample_columns:
             raise DataError(f"{where}: no id column {comp.id_col!r} (columns {list(sample_columns)})")
         cols = tuple(c for c in sample_columns if c != comp.id_col)
-        common = {"id_col": comp.id_col, "columns": cols, "multilabel": task.name == "multilabel",
-                  "single_label": task.name in ("binary", "multiclass"),
+        common = {"id_col": comp.id_col, "columns": cols, "multilabel": task.multi_label,
+                  "single_label": task.single_label,
                   "classes": tuple(classes) if classes is not None else None}
         names = {str(c) for c in classes} if classes is not None else set()
         if cols == (comp.target_col,):
             if not task.classification:
                 return cls("values", **common)
             if metric.takes_probs:
-                if task.name != "binary":
+                if not task.positive_probability:
                     raise DataError(f"{where}: {metric} needs a probability column per class, but the sample has "
                                     f"only {comp.target_col!r}")
                 return cls("probs", **common)

@@ -99,6 +99,9 @@ class Task:
     name: ClassVar[str]
     default_metric: ClassVar[str]
     classification: ClassVar[bool] = True
+    single_label: ClassVar[bool] = False  # exactly one class per row (probabilities sum to 1)
+    multi_label: ClassVar[bool] = False  # any subset of the classes per row
+    positive_probability: ClassVar[bool] = False  # probabilities are one column: the positive class's
 
     def __str__(self) -> str:
         return self.name
@@ -159,6 +162,8 @@ class Task:
 
 
 class _SingleLabel(Task):
+    single_label = True
+
     def target_dtype(self) -> Any:
         return np.int64
 
@@ -176,6 +181,7 @@ class Binary(_SingleLabel):
 
     name = "binary"
     default_metric = "accuracy"
+    positive_probability = True
 
     def encode(self, values: pd.Series, where: str) -> tuple[np.ndarray, list]:
         _missing(values, where)
@@ -243,6 +249,7 @@ class Multilabel(Task):
 
     name = "multilabel"
     default_metric = "f2_samples"
+    multi_label = True
     FBETA: ClassVar[dict[str, float]] = {"f1_samples": 1.0, "f2_samples": 2.0}
 
     def encode(self, values: pd.Series, where: str) -> tuple[np.ndarray, list]:
