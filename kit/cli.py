@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "submit": "kit.commands.submit",
     "submissions": "kit.commands.submissions",
     "sandbox": "kit.commands.sandbox",
+    "blend": "kit.commands.blend",
+    "board": "kit.commands.board",
 }
 
 

@@ -10,6 +10,7 @@ one model per label); each fold stops early on its validation rows; seeded and s
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,8 +102,12 @@ def _lightgbm(task: Any, params: dict[str, Any], seed: int, n_out: int, x_tr, y_
         model = lgb.LGBMRegressor(**common)
     else:
         model = lgb.LGBMClassifier(**common)
-    model.fit(x_tr, y_tr, eval_set=[(x_tr, y_tr), (x_va, y_va)],
-              callbacks=[lgb.early_stopping(int(params["early_stopping"]), verbose=False)])
+    # LightGBM >= 4.6 takes eval_X/eval_y (eval_set is deprecated there); older releases only eval_set
+    if "eval_X" in inspect.signature(model.fit).parameters:
+        evals = {"eval_X": (x_tr, x_va), "eval_y": (y_tr, y_va)}
+    else:
+        evals = {"eval_set": [(x_tr, y_tr), (x_va, y_va)]}
+    model.fit(x_tr, y_tr, **evals, callbacks=[lgb.early_stopping(int(params["early_stopping"]), verbose=False)])
     ev = model.evals_result_
     keys = list(ev)
     metric = next(iter(ev[keys[0]]))
