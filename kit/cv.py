@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ import numpy as np
 from sklearn.model_selection import GroupKFold
 
 from kit import tasks
+from kit.checkpoint import FoldCheckpoint
 from kit.errors import KitError
 from kit.spec import Competition, Data
 from kit.tasks import Task
@@ -43,6 +45,15 @@ def make_folds(
     for k, (_, valid) in enumerate(splits):
         folds[valid] = k
     return folds
+
+
+def release_accelerator_memory() -> None:
+    """Give a finished fold's GPU memory back before the next fold builds its model."""
+    import torch
+
+    if torch.cuda.is_available():
+        gc.collect()
+        torch.cuda.empty_cache()
 
 
 @dataclass
@@ -95,12 +106,14 @@ def cross_validate(
     on_fold: Callable[[int, float], None] | None = None,
     folds: np.ndarray | None = None,
     progress: bool = True,
+    checkpoint: FoldCheckpoint | None = None,
 ) -> CVResult:
     """Fit one model per fold; every training row gets an out-of-fold prediction, the test set the fold mean.
 
     `callbacks(fold)` supplies extra fastai callbacks for that fold's training (e.g. Optuna pruning);
     `on_fold(fold, score)` runs after each fold, and may raise (e.g. optuna.TrialPruned) to stop early.
     Fold scores use the default decoding (threshold 0.5), so they are not tuned on the rows they score.
+    `checkpoint`: finished folds are kept there and reused when the same run is started again.
     """
     n_folds = n_folds or comp.n_folds
     if folds is None:
@@ -113,10 +126,18 @@ def cross_validate(
     start = time.perf_counter()
     for k in range(n_folds):
         train_idx, valid_idx = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
-        out = comp.fit_fold(
-            data, train_idx, valid_idx, params, seed=seed + k, callbacks=callbacks(k) if callbacks else None,
-            progress=progress,
-        )
+        out = checkpoint.load(k) if checkpoint is not None else None
+        if out is not None:
+            log.info("fold %d/%d: finished in an interrupted run, reused from %s", k + 1, n_folds,
+                     checkpoint.directory)
+        else:
+            out = comp.fit_fold(
+                data, train_idx, valid_idx, params, seed=seed + k, callbacks=callbacks(k) if callbacks else None,
+                progress=progress,
+            )
+            if checkpoint is not None:
+                checkpoint.save(k, out)
+            release_accelerator_memory()
         if oof is None:
             oof = np.full((len(data.y), *out.valid.shape[1:]), np.nan, dtype=np.float64)
             test_sum = np.zeros(out.test.shape, dtype=np.float64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import platform
 from dataclasses import dataclass
@@ -12,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from kit import plots
-from kit.cv import CVResult, cross_validate
+from kit.checkpoint import FoldCheckpoint
+from kit.cv import CVResult, cross_validate, make_folds
 from kit.decoders import Decoder
 from kit.errors import KitError
 from kit.io import atomic_write_csv, atomic_write_json, sha256_file
@@ -100,8 +102,14 @@ def train_and_submit(
     comp = under_runs(comp, runs)
     comp.check_params(params)
     data = data if data is not None else comp.load(Path(data_dir))
+    checkpoint = None
     if cv is None:
-        cv = cross_validate(comp, data, params, seed, n_folds=n_folds, progress=progress)
+        folds = make_folds(comp.task, data.y, n_folds or comp.n_folds, seed, comp.fold_groups(data))
+        checkpoint = FoldCheckpoint.for_config(runs, comp.name, {
+            "model": comp.describe_model(params), "params": params, "seed": seed,
+            "folds": hashlib.sha256(folds.tobytes()).hexdigest(), "code": git_commit(),
+            "inputs": {k: sha256_file(p) for k, p in sorted(data.files.items()) if Path(p).is_file()}})
+        cv = cross_validate(comp, data, params, seed, folds=folds, progress=progress, checkpoint=checkpoint)
     if not np.isfinite(cv.test).all():
         i = int(np.argwhere(~np.isfinite(cv.test.reshape(len(cv.test), -1)))[0][0])
         idc = row_id_col(comp, data.test)
@@ -135,4 +143,6 @@ def train_and_submit(
     path = write_submission(comp, df, data.sample, record, root=out, classes=data.classes)
     save_run(comp, data, cv, decoder, run_dir)
     atomic_write_json(run_dir / "record.json", {**record, "submission": str(path)})
+    if checkpoint is not None:
+        checkpoint.clear()  # the run is complete: nothing left to resume
     return RunResult(cv=cv, decoder=decoder, oof_score=oof_score, submission=path, run_dir=run_dir)
