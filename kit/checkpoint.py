@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from kit import predictors
+from kit.errors import KitError
 from kit.io import atomic_write_bytes, atomic_write_json
 from kit.spec import FoldOutput
 
@@ -25,14 +27,15 @@ from kit.spec import FoldOutput
 class FoldCheckpoint:
     """The finished folds of one run configuration."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, root: Path | None = None) -> None:
         self.directory = Path(directory)
+        self.root = Path(root) if root is not None else self.directory.parent
 
     @classmethod
     def for_config(cls, root: Path, comp_name: str, config: dict[str, Any]) -> FoldCheckpoint:
         """The checkpoint folder of `config` (JSON-able) under `root/<comp>/partial/`."""
         text = json.dumps(config, sort_keys=True, default=str)
-        return cls(Path(root) / comp_name / "partial" / hashlib.sha256(text.encode()).hexdigest()[:16])
+        return cls(Path(root) / comp_name / "partial" / hashlib.sha256(text.encode()).hexdigest()[:16], root)
 
     def _path(self, k: int) -> Path:
         return self.directory / f"fold-{k}.npz"
@@ -46,20 +49,28 @@ class FoldCheckpoint:
             with np.load(path) as z:
                 valid, test = z["valid"], z["test"]
             history = json.loads(path.with_suffix(".json").read_text())
-        except (OSError, ValueError, KeyError):
+            model = path.with_suffix(".pt")
+            predictor = predictors.load(model) if model.is_file() else None
+        except (OSError, ValueError, KeyError, KitError):
             return None  # a damaged file: the fold is trained again
-        return FoldOutput(valid=valid, test=test, history=history)
+        return FoldOutput(valid=valid, test=test, history=history, predictor=predictor)
 
     def save(self, k: int, out: FoldOutput) -> None:
         """Keep fold `k`'s output (history first: a fold counts as finished once its arrays are there)."""
         atomic_write_json(self._path(k).with_suffix(".json"), out.history)
+        if out.predictor is not None:
+            predictors.save(out.predictor, self._path(k).with_suffix(".pt"))
         buf = io.BytesIO()
         np.savez(buf, valid=np.asarray(out.valid), test=np.asarray(out.test))
         atomic_write_bytes(self._path(k), buf.getvalue())
 
     def clear(self) -> None:
-        """Forget the folds (the run is complete)."""
+        """Forget the folds (the run is complete, or failed in a way a rerun would repeat); folders left empty
+        up to the runs root go too."""
         shutil.rmtree(self.directory, ignore_errors=True)
-        parent = self.directory.parent
-        if parent.is_dir() and not any(parent.iterdir()):
-            parent.rmdir()
+        d = self.directory.parent
+        while d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+            if d == self.root:
+                break
+            d = d.parent

@@ -13,6 +13,7 @@ from kit.errors import KitError
 # name -> module holding `main(argv) -> int`
 COMMANDS: dict[str, str] = {
     "train": "kit.commands.train",
+    "predict": "kit.commands.predict",
     "tune": "kit.commands.tune",
     "download": "kit.commands.download",
     "submit": "kit.commands.submit",

@@ -69,6 +69,7 @@ class CVResult:
     metric: str  # its name
     seconds: float = 0.0
     histories: list[list[dict]] = field(default_factory=list)
+    predictors: list = field(default_factory=list)  # one per fold when kept (kit.predictors), for saving the run
 
     @property
     def mean(self) -> float:
@@ -107,13 +108,15 @@ def cross_validate(
     folds: np.ndarray | None = None,
     progress: bool = True,
     checkpoint: FoldCheckpoint | None = None,
+    keep_predictors: bool = False,
 ) -> CVResult:
     """Fit one model per fold; every training row gets an out-of-fold prediction, the test set the fold mean.
 
     `callbacks(fold)` supplies extra fastai callbacks for that fold's training (e.g. Optuna pruning);
     `on_fold(fold, score)` runs after each fold, and may raise (e.g. optuna.TrialPruned) to stop early.
     Fold scores use the default decoding (threshold 0.5), so they are not tuned on the rows they score.
-    `checkpoint`: finished folds are kept there and reused when the same run is started again.
+    `checkpoint`: finished folds are kept there and reused when the same run is started again;
+    `keep_predictors`: return each fold's predictor (to save the run's models).
     """
     n_folds = n_folds or comp.n_folds
     if folds is None:
@@ -123,6 +126,7 @@ def cross_validate(
     test_sum: np.ndarray | None = None
     scores: list[float] = []
     histories: list[list[dict]] = []
+    predictors: list = []
     start = time.perf_counter()
     for k in range(n_folds):
         train_idx, valid_idx = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
@@ -146,6 +150,8 @@ def cross_validate(
         score = comp.score(data.y[valid_idx], out.valid)
         scores.append(score)
         histories.append(out.history)
+        if keep_predictors:
+            predictors.append(out.predictor)
         log.info("fold %d/%d: %s %.4f", k + 1, n_folds, comp.metric, score)
         if on_fold is not None:
             on_fold(k, score)
@@ -162,4 +168,5 @@ def cross_validate(
         metric=str(comp.metric),
         seconds=time.perf_counter() - start,
         histories=histories,
+        predictors=predictors,
     )

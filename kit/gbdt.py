@@ -71,19 +71,20 @@ def check_params(family: str, params: dict[str, Any]) -> None:
         raise KitError(f"--model {family}: learning_rate must be in (0, 1] (got {params['learning_rate']})")
 
 
-def frames(train: pd.DataFrame, others: list[pd.DataFrame], numeric: list[str],
-           categorical: list[str]) -> list[pd.DataFrame]:
+def fit_levels(train: pd.DataFrame, categorical: list[str]) -> dict[str, list[str]]:
+    """Each categorical column's levels in the training fold (others become missing)."""
+    return {c: sorted(train[c].dropna().astype(str).unique()) for c in categorical}
+
+
+def to_frame(df: pd.DataFrame, numeric: list[str], categorical: list[str],
+             levels: dict[str, list[str]]) -> pd.DataFrame:
     """The declared columns for trees: numbers as float (NaN kept), categories with the training fold's levels."""
-    out = []
-    levels = {c: sorted(train[c].dropna().astype(str).unique()) for c in categorical}
-    for df in [train, *others]:
-        f = pd.DataFrame(index=df.index)
-        for c in numeric:
-            f[c] = pd.to_numeric(df[c], errors="coerce").astype(np.float64)
-        for c in categorical:
-            f[c] = pd.Categorical(df[c].where(df[c].isna(), df[c].astype(str)), categories=levels[c])
-        out.append(f.reset_index(drop=True))
-    return out
+    f = pd.DataFrame(index=df.index)
+    for c in numeric:
+        f[c] = pd.to_numeric(df[c], errors="coerce").astype(np.float64)
+    for c in categorical:
+        f[c] = pd.Categorical(df[c].where(df[c].isna(), df[c].astype(str)), categories=levels[c])
+    return f.reset_index(drop=True)
 
 
 def _threads() -> int:
@@ -130,44 +131,49 @@ def _catboost(task: Any, params: dict[str, Any], seed: int, n_out: int, x_tr, y_
     else:
         model = cb.CatBoostClassifier(loss_function="MultiClass" if n_out > 1 else "Logloss", **common)
 
-    def pool(x, y=None):
-        x = x.copy()
-        for c in cats:  # CatBoost takes categories as strings; missing is its own level
-            x[c] = x[c].astype(object).where(x[c].notna(), "NA").astype(str)
-        return cb.Pool(x, y, cat_features=cats)
-
-    model.fit(pool(x_tr, y_tr), eval_set=pool(x_va, y_va), use_best_model=True)
+    model.fit(_catboost_pool(x_tr, cats, y_tr), eval_set=_catboost_pool(x_va, cats, y_va), use_best_model=True)
     ev = model.get_evals_result()
     valid = next(iter(ev.get("validation", {}).values()), [])
     learn = next(iter(ev.get("learn", {}).values()), [])
     hist = [{"train_loss": float(a), "valid_loss": float(b)} for a, b in zip(learn, valid, strict=False)]
-    return model, hist, pool
+    return model, hist
 
 
-def fit_predict(family: str, task: Any, params: dict[str, Any], seed: int, n_out: int, x_tr: pd.DataFrame,
-                y_tr: np.ndarray, x_va: pd.DataFrame, y_va: np.ndarray, x_te: pd.DataFrame,
-                categorical: list[str]) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """One fold: fit on the training rows (early stopping on the validation rows); validation and test
-    predictions as the task shapes them (binary: P(positive), multiclass: (n, k), regression: values)."""
-    if task.multi_label:  # one model per label, as no GBDT library has a multi-label objective
-        outs = [fit_predict(family, _Binary(), params, seed + j, 1, x_tr, y_tr[:, j], x_va, y_va[:, j], x_te,
-                            categorical) for j in range(y_tr.shape[1])]
-        return np.stack([o[0] for o in outs], 1), np.stack([o[1] for o in outs], 1), outs[0][2]
+def _catboost_pool(x: pd.DataFrame, cats: list[str], y: np.ndarray | None = None):
+    import catboost as cb
+
+    x = x.copy()
+    for c in cats:  # CatBoost takes categories as strings; missing is its own level
+        x[c] = x[c].astype(object).where(x[c].notna(), "NA").astype(str)
+    return cb.Pool(x, y, cat_features=cats)
+
+
+def predict(family: str, task: Any, models: list, x: pd.DataFrame, categorical: list[str]) -> np.ndarray:
+    """Predictions of fitted fold models (one per label for multi-label) as the task shapes them."""
+    cols = []
+    for model in models:
+        xx = _catboost_pool(x, categorical) if family == "catboost" else x
+        p = np.asarray(model.predict_proba(xx) if task.classification else model.predict(xx), dtype=np.float64)
+        if task.positive_probability or task.multi_label:  # one binary model: P(positive)
+            p = p[:, 1]
+        cols.append(p)
+    return np.stack(cols, 1) if task.multi_label else cols[0]
+
+
+def fit(family: str, task: Any, params: dict[str, Any], seed: int, n_out: int, x_tr: pd.DataFrame,
+        y_tr: np.ndarray, x_va: pd.DataFrame, y_va: np.ndarray, categorical: list[str]) -> tuple[list, list[dict]]:
+    """One fold's models (one per label for multi-label: no GBDT library has a multi-label objective), fit on
+    the training rows with early stopping on the validation rows; and the first model's learning curve."""
+    if task.multi_label:
+        fitted = [fit(family, _Binary(), params, seed + j, 1, x_tr, y_tr[:, j], x_va, y_va[:, j], categorical)
+                  for j in range(y_tr.shape[1])]
+        return [m[0][0] for m in fitted], fitted[0][1]
     if family == "lightgbm":
         model, hist = _lightgbm(task, params, seed, n_out, x_tr, y_tr, x_va, y_va)
-
-        def predict(x):
-            return model.predict(x) if not task.classification else model.predict_proba(x)
     else:
-        model, hist, pool = _catboost(task, params, seed, n_out, x_tr, y_tr, x_va, y_va, categorical)
-
-        def predict(x):
-            return model.predict(pool(x)) if not task.classification else model.predict_proba(pool(x))
-    va, te = np.asarray(predict(x_va), dtype=np.float64), np.asarray(predict(x_te), dtype=np.float64)
-    if task.classification and n_out == 1:
-        va, te = va[:, 1], te[:, 1]
-    return va, te, hist
+        model, hist = _catboost(task, params, seed, n_out, x_tr, y_tr, x_va, y_va, categorical)
+    return [model], hist
 
 
 class _Binary:
-    name, classification, multi_label = "binary", True, False
+    name, classification, multi_label, single_label, positive_probability = "binary", True, False, True, True

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kit import plots
+from kit import plots, predictors
 from kit.checkpoint import FoldCheckpoint
 from kit.cv import CVResult, cross_validate, make_folds
 from kit.decoders import Decoder
@@ -59,6 +59,18 @@ def row_id_col(comp: Competition, frame: pd.DataFrame) -> str:
     return comp.id_col if comp.id_col in frame.columns else str(frame.columns[0])
 
 
+MODELS_DIR = "models"
+
+
+def models_record(comp: Competition, cv: CVResult, run_dir: Path) -> dict[str, Any] | None:
+    """Where the fold models are and how to use them (None when the folds kept no predictor)."""
+    if not cv.predictors or any(p is None for p in cv.predictors):
+        return None
+    return {"files": [f"{MODELS_DIR}/fold-{k}.pt" for k in range(len(cv.predictors))],
+            "format": "torch.save of kit.predictors objects (fitted preprocessing + model of each fold)",
+            "predict": f"kit predict --comp {comp.name} --run {run_dir.name}"}
+
+
 def save_run(comp: Competition, data: Data, cv: CVResult, decoder: Decoder, run_dir: Path) -> None:
     """Fold assignment, OOF and test probabilities (for blending), decoding and plots under `run_dir`."""
     idc = row_id_col(comp, data.train)
@@ -75,6 +87,9 @@ def save_run(comp: Competition, data: Data, cv: CVResult, decoder: Decoder, run_
                               run_dir / "threshold_curve.png")
     if any(cv.histories):
         plots.learning_curves(cv.histories, run_dir / "learning_curves.png")
+    for k, predictor in enumerate(cv.predictors):
+        if predictor is not None:
+            predictors.save(predictor, run_dir / MODELS_DIR / f"fold-{k}.pt")
 
 
 def under_runs(comp: Competition, runs: Path) -> Competition:
@@ -109,10 +124,13 @@ def train_and_submit(
             "model": comp.describe_model(params), "params": params, "seed": seed,
             "folds": hashlib.sha256(folds.tobytes()).hexdigest(), "code": git_commit(),
             "inputs": {k: sha256_file(p) for k, p in sorted(data.files.items()) if Path(p).is_file()}})
-        cv = cross_validate(comp, data, params, seed, folds=folds, progress=progress, checkpoint=checkpoint)
+        cv = cross_validate(comp, data, params, seed, folds=folds, progress=progress, checkpoint=checkpoint,
+                            keep_predictors=True)
     if not np.isfinite(cv.test).all():
         i = int(np.argwhere(~np.isfinite(cv.test.reshape(len(cv.test), -1)))[0][0])
         idc = row_id_col(comp, data.test)
+        if checkpoint is not None:
+            checkpoint.clear()  # a rerun of the same configuration would diverge the same way
         raise KitError(f"NaN in test predictions (test row {i + 2}, {idc}={data.test[idc].iloc[i]}); the model "
                        "diverged: lower lr or check the features")
     decoder = comp.decoder().fit(data.y, cv.oof, comp.metric, data.classes)
@@ -136,6 +154,7 @@ def train_and_submit(
         "git_commit": git_commit(),
         "inputs_sha256": {k: sha256_file(p) for k, p in sorted(data.files.items()) if Path(p).is_file()},
         "run_dir": str(run_dir),
+        "models": models_record(comp, cv, run_dir),
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "fastai": fastai.__version__},
         **(record_extra or {}),

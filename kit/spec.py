@@ -44,6 +44,7 @@ class FoldOutput:
     valid: np.ndarray
     test: np.ndarray
     history: list[dict] = field(default_factory=list)  # per-epoch losses/metrics
+    predictor: Any = None  # predicts new test rows as this fold did (kit.predictors), saved with the run
 
 
 class Competition:

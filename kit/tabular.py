@@ -14,6 +14,7 @@ from torch import nn
 from kit import gbdt, learner
 from kit.errors import DataError, KitError
 from kit.io import read_csv, show
+from kit.predictors import MLPPredictor, TreePredictor, cpu_copy
 from kit.preprocess import make_preprocessor
 from kit.spec import Competition, Data, FoldOutput
 
@@ -182,38 +183,44 @@ class TabularCompetition(Competition):
         """
         if self.model_family != "mlp":
             return self.fit_fold_trees(data, train_idx, valid_idx, params, seed)
-        x_train, x_valid, x_test = self.fold_arrays(data, train_idx, valid_idx, params)
+        pipe = self.pipeline(params)
+        x_train = np.asarray(pipe.fit_transform(data.train.iloc[train_idx], data.y[train_idx]), dtype=np.float32)
+        x_valid = np.asarray(pipe.transform(data.train.iloc[valid_idx]), dtype=np.float32)
         scaler = self.task.fit_target(data.y[train_idx])
         y_train, y_valid = scaler.transform_y(data.y[train_idx]), scaler.transform_y(data.y[valid_idx])
         n_out = self.task.n_outputs(data.y, data.classes)
-        valid, test, hist = [], [], []
+        bs = int(params.get("bs", 64))
+        valid, models, hist = [], [], []
         for m in range(int(params.get("n_models", 1))):
             learner.seed_everything(seed + 1000 * m)
-            dls, test_dl = learner.tensor_dataloaders(
-                x_train, y_train, x_valid, y_valid, x_test, int(params.get("bs", 64)), self.task
-            )
+            dls, _ = learner.tensor_dataloaders(x_train, y_train, x_valid, y_valid, x_valid[:0], bs, self.task)
             learn = learner.make_learner(dls, self.model(x_train.shape[1], n_out, params), self.task, params,
                                          metrics=[learner.competition_metric(self, scaler)])
             # pruning callbacks watch the first model only: later ones would report the same epochs again
             learner.fit(learn, params, cbs=callbacks if m == 0 else None, progress=progress)
             hist = hist or learner.history(learn)  # before predicting: get_preds resets the Recorder
             valid.append(scaler.inverse(learner.predict(learn, dls.valid, self.task)))
-            test.append(scaler.inverse(learner.predict(learn, test_dl, self.task)))
-        return FoldOutput(valid=np.mean(valid, axis=0), test=np.mean(test, axis=0), history=hist)
+            models.append(cpu_copy(learn.model))
+        predictor = MLPPredictor(pipe, models, scaler, max(bs, 256))
+        return FoldOutput(valid=np.mean(valid, axis=0), test=predictor.predict(self, data), history=hist,
+                          predictor=predictor)
 
     def fit_fold_trees(
         self, data: Data, train_idx: np.ndarray, valid_idx: np.ndarray, params: dict[str, Any], seed: int
     ) -> FoldOutput:
         """The fold's feature steps, then LightGBM / CatBoost on the declared columns (kit.gbdt)."""
         steps = Pipeline(self.feature_steps(params)) if self.feature_steps(params) else None
-        tr, va, te = data.train.iloc[train_idx], data.train.iloc[valid_idx], data.test
+        tr, va = data.train.iloc[train_idx], data.train.iloc[valid_idx]
         if steps is not None:
             tr = steps.fit_transform(tr, data.y[train_idx])
-            va, te = steps.transform(va), steps.transform(te)
-        x_tr, x_va, x_te = gbdt.frames(tr, [va, te], list(self.numeric_features), list(self.categorical_features))
+            va = steps.transform(va)
+        num, cat = list(self.numeric_features), list(self.categorical_features)
+        levels = gbdt.fit_levels(tr, cat)
+        x_tr, x_va = gbdt.to_frame(tr, num, cat, levels), gbdt.to_frame(va, num, cat, levels)
         scaler = self.task.fit_target(data.y[train_idx])
         y_tr, y_va = scaler.transform_y(data.y[train_idx]), scaler.transform_y(data.y[valid_idx])
-        valid, test, hist = gbdt.fit_predict(self.model_family, self.task, params, seed,
-                                             self.task.n_outputs(data.y, data.classes), x_tr, y_tr, x_va, y_va, x_te,
-                                             list(self.categorical_features))
-        return FoldOutput(valid=scaler.inverse(valid), test=scaler.inverse(test), history=hist)
+        models, hist = gbdt.fit(self.model_family, self.task, params, seed, self.task.n_outputs(data.y, data.classes),
+                                x_tr, y_tr, x_va, y_va, cat)
+        valid = scaler.inverse(gbdt.predict(self.model_family, self.task, models, x_va, cat))
+        predictor = TreePredictor(self.model_family, steps, models, levels, num, cat, scaler)
+        return FoldOutput(valid=valid, test=predictor.predict(self, data), history=hist, predictor=predictor)

@@ -1,0 +1,142 @@
+"""Fold predictors: what a fitted fold needs to predict new rows, kept in the run folder for inference later
+(`kit predict`, offline notebooks). Each holds the fold's fitted preprocessing and model(s) on the CPU and
+predicts the test rows of a loaded `Data`; `fit_fold` predicts the test set through the same object, so a saved
+run reproduces its own test predictions. Saved with torch.save (pickle: the classes are kit's and the libraries'
+own, found by import when loaded where kit is installed).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from kit.errors import KitError
+from kit.io import atomic_write_bytes
+from kit.tasks import TargetScaler
+
+
+def cpu_copy(model: nn.Module) -> nn.Module:
+    """A CPU copy of a trained model, in eval mode, without the training-time hooks fastai may have added."""
+    m = copy.deepcopy(model).float().cpu().eval()
+    for p in m.parameters():
+        p.requires_grad_(False)
+    return m
+
+
+def run_model(model: nn.Module, batches: Iterable[tuple], task: Any, amp: bool = False) -> np.ndarray:
+    """Outputs of `model` on every batch, through the task's loss activation (as fastai's get_preds does)."""
+    device = next(model.parameters()).device
+    outs = []
+    with torch.no_grad():
+        for batch in batches:
+            xb = batch[0].to(device)
+            if amp and device.type == "cuda":
+                with torch.autocast("cuda", dtype=torch.float16):
+                    outs.append(model(xb).float().cpu())
+            else:
+                outs.append(model(xb).float().cpu())
+    act = getattr(task.loss(), "activation", lambda x: x)
+    return task.outputs_to_probs(act(torch.cat(outs)).numpy())
+
+
+def _on_device(model: nn.Module) -> nn.Module:
+    from kit.learner import default_device
+
+    return copy.deepcopy(model).to(default_device())
+
+
+@dataclass
+class MLPPredictor:
+    """The fold's fitted scikit-learn pipeline and its MLP(s) (a seed ensemble is averaged)."""
+
+    pipeline: Any
+    models: list[nn.Module]
+    scaler: TargetScaler
+    bs: int
+
+    def predict(self, comp: Any, data: Any) -> np.ndarray:
+        """Predictions for `data.test`, in target units."""
+        x = torch.as_tensor(np.asarray(self.pipeline.transform(data.test), dtype=np.float32))
+        batches = [(x[i : i + self.bs],) for i in range(0, len(x), self.bs)]
+        return np.mean([self.scaler.inverse(run_model(_on_device(m), batches, comp.task)) for m in self.models],
+                       axis=0)
+
+
+@dataclass
+class TreePredictor:
+    """The fold's fitted feature steps, category levels and gradient-boosted model(s)."""
+
+    family: str
+    steps: Any
+    models: list
+    levels: dict[str, list[str]]
+    numeric: list[str]
+    categorical: list[str]
+    scaler: TargetScaler
+
+    def predict(self, comp: Any, data: Any) -> np.ndarray:
+        """Predictions for `data.test`, in target units."""
+        from kit import gbdt
+
+        te = self.steps.transform(data.test) if self.steps is not None else data.test
+        x = gbdt.to_frame(te, self.numeric, self.categorical, self.levels)
+        return self.scaler.inverse(gbdt.predict(self.family, comp.task, self.models, x, self.categorical))
+
+
+@dataclass
+class VisionPredictor:
+    """The fold's network, normalisation stats, image size, TTA views and target scaling."""
+
+    model: nn.Module
+    stats: tuple
+    size: int
+    bs: int
+    views: list[int]
+    scaler: TargetScaler
+    flip_perm: np.ndarray | None = None
+    amp: bool = False
+    fill: np.ndarray | None = None  # the fold's prior for test images that cannot be read
+
+    def predict(self, comp: Any, data: Any) -> np.ndarray:
+        """Predictions for `data.test` (mean over the TTA views, mirrored points mirrored back), in target units."""
+        from kit.learner import default_device
+        from kit.vision.augment import flip_points
+        from kit.vision.loaders import array_test_dl
+
+        imgs = comp.images(data, "test", self.size)
+        model = _on_device(self.model)
+        out = []
+        for k in self.views:
+            dl = array_test_dl(imgs.x, np.arange(len(imgs.x)), self.stats, self.bs, default_device(), k)
+            pred = run_model(model, dl, comp.task, self.amp)
+            if self.flip_perm is not None and k & 1:
+                pred = flip_points(torch.from_numpy(pred), torch.as_tensor(self.flip_perm)).numpy()
+            out.append(pred)
+        test = self.scaler.inverse(np.mean(out, axis=0))
+        bad = sorted(imgs.bad)
+        if bad and self.fill is not None:
+            test[bad] = self.fill
+        return test
+
+
+def save(predictor: Any, path: Path) -> Path:
+    """Write a predictor atomically."""
+    buf = io.BytesIO()
+    torch.save(predictor, buf)
+    return atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def load(path: Path) -> Any:
+    """Read a predictor written by `save` (the file is this project's own: full unpickling is intended)."""
+    try:
+        return torch.load(Path(path), map_location="cpu", weights_only=False)
+    except (OSError, EOFError, RuntimeError, ModuleNotFoundError) as e:
+        raise KitError(f"{path}: cannot load the fold model ({str(e).splitlines()[0] if str(e) else e})") from None
