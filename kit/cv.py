@@ -135,6 +135,8 @@ def cross_validate(
             log.info("fold %d/%d: finished in an interrupted run, reused from %s", k + 1, n_folds,
                      checkpoint.directory)
         else:
+            log.info("fold %d/%d: training on %d rows, validating on %d", k + 1, n_folds, len(train_idx),
+                     len(valid_idx))
             out = comp.fit_fold(
                 data, train_idx, valid_idx, params, seed=seed + k, callbacks=callbacks(k) if callbacks else None,
                 progress=progress,

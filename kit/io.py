@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -87,12 +89,15 @@ def read_csv(
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found{'; ' + hint if hint else ''}")
+    if not set(kwargs) & {"sep", "delimiter", "header", "names", "skiprows", "nrows", "comment"}:
+        check_rows(path)  # pandas pads short rows with NaN and miscounts rows in its errors
     try:
         df = pd.read_csv(path, **kwargs)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot parse CSV ({str(e).splitlines()[0]})") from None
+    _strip(df)
     if df.empty:
         raise DataError(f"{path}: file has a header but no rows")
     missing = [c for c in required if c not in df.columns]
@@ -111,6 +116,51 @@ def read_csv(
             )
         df[col] = converted
     return df
+
+
+def _strip(df: pd.DataFrame) -> None:
+    """Strip surrounding whitespace from text cells and column names (pandas already does so for numbers)."""
+    df.columns = [c.strip() if isinstance(c, str) else c for c in df.columns]
+    for col in df.columns:
+        if pd.api.types.is_object_dtype(df[col]) or pd.api.types.is_string_dtype(df[col]):
+            df[col] = df[col].map(lambda v: v.strip() if isinstance(v, str) else v)
+
+
+def check_rows(path: Path) -> None:
+    """Every row has the header's number of fields, or a one-line DataError naming the row (rows count from the
+    header = 1, blank lines skipped, as the other errors count them) and what is wrong; a file that ends
+    mid-row says it is cut off."""
+    path = Path(path)
+    raw = path.read_bytes()
+    if not raw.strip():
+        return
+    ends_cleanly = raw.endswith((b"\n", b"\r"))
+    if b'"' not in raw:  # no quoting: count separators per line, fast on large pixel files
+        lines = [ln for ln in raw.splitlines() if ln.strip()]
+        counts = [ln.count(b",") + 1 for ln in lines]
+        header = lines[0].decode("utf-8", "replace").split(",")
+        fields = lambda i: lines[i].decode("utf-8", "replace").split(",")  # noqa: E731
+    else:
+        text = raw.decode("utf-8", "replace")
+        rows = [r for r in csv.reader(io.StringIO(text)) if r]
+        counts = [len(r) for r in rows]
+        header = rows[0]
+        fields = lambda i: rows[i]  # noqa: E731
+    n = counts[0]
+    for i, k in enumerate(counts):
+        if k == n:
+            continue
+        row = fields(i)
+        if k < n:
+            last = i == len(counts) - 1 and not ends_cleanly
+            missing = ", ".join(h.strip() for h in header[k:])
+            what = (f"ends after {k} of {n} fields, in column {header[k - 1].strip()}: the file is cut off "
+                    "(an interrupted download or copy?)" if last else
+                    f"{k} fields where the header has {n}: column(s) {missing} missing")
+            raise DataError(f"{path}: row {i + 1}: {what}")
+        extra = ", ".join(repr(v) for v in row[n:][:3])
+        raise DataError(f"{path}: row {i + 1}: {k} fields where the header has {n}: extra value(s) {extra} after "
+                        f"the last column {header[-1].strip()}")
 
 
 def show(value: object) -> str:

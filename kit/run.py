@@ -94,8 +94,7 @@ def save_run(comp: Competition, data: Data, cv: CVResult, decoder: Decoder, run_
 
 def under_runs(comp: Competition, runs: Path) -> Competition:
     """`comp` with its caches (decoded images) under `runs/<comp>/cache`: a copy, the registry's object unchanged."""
-    with_cache_dir = getattr(comp, "with_cache_dir", None)
-    return with_cache_dir(Path(runs) / comp.name / "cache") if with_cache_dir is not None else comp
+    return comp.with_cache_dir(Path(runs) / comp.name / "cache")
 
 
 def train_and_submit(

@@ -121,6 +121,10 @@ class Competition:
         """A copy that trains another model family (tabular competitions: mlp, lightgbm, catboost)."""
         raise KitError(f"competition {self.name!r} has no model families to choose from (--model {family})")
 
+    def with_cache_dir(self, cache_dir: Path | None) -> Competition:
+        """A copy that keeps its caches (e.g. decoded images) in `cache_dir`; this one has none to keep."""
+        return self
+
     def describe_model(self, params: dict[str, Any]) -> str:
         """What model a run trained, for its record (the architecture, when the parameters name one)."""
         return str(params.get("arch", type(self).__name__))

@@ -143,7 +143,7 @@ def test_client_is_imported_lazily() -> None:
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=120).returncode == 0
 
 
-def test_ledger_folds_events_and_skips_a_torn_line(tmp_path: Path, capsys) -> None:
+def test_ledger_folds_events_and_sets_a_torn_line_aside(tmp_path: Path, capsys) -> None:
     led = Ledger(tmp_path / "ledger.jsonl")
     a = led.begin("titanic", "titanic", "aa" * 32, Path("a.csv"), "first")
     led.submitted(a, 11)
@@ -156,7 +156,12 @@ def test_ledger_folds_events_and_skips_a_torn_line(tmp_path: Path, capsys) -> No
     got = {e.id: e for e in led.entries()}
     assert (got[a.id].state, got[a.id].ref, got[a.id].public_score) == ("submitted", 11, 0.75)
     assert got[b.id].state == "failed" and got[c.id].state == "pending"
-    assert "line 7 is not JSON" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "last line was cut off mid-write" in err and "ledger.jsonl.torn" in err
+    assert led.torn_path.read_text() == '{"event": "submitted", "id": "tor\n'  # kept, set aside
+    assert led.path.read_bytes().endswith(b"\n") and led.entries() and "cut off" not in capsys.readouterr().err
+    d = led.begin("titanic", "titanic", "dd" * 32, Path("d.csv"), "after the crash")  # lands on its own line
+    assert led.find_sha("titanic", "dd" * 32).id == d.id
     assert led.find_sha("titanic", "aa" * 32).ref == 11
     assert led.find_sha("titanic", "bb" * 32) is None  # a refused file may be submitted again
     assert led.find_sha("other", "aa" * 32).id == c.id  # pending counts until reconciled

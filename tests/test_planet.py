@@ -354,7 +354,6 @@ def test_same_seed_gives_identical_oof_and_submission(planet_dir: Path, workdir:
 def test_demo_generates_trains_and_scores_held_out(tmp_path: Path, workdir: Path, capsys, monkeypatch):
     from competitions.planet import demo
 
-    monkeypatch.setattr(PLANET, "cache_dir", PLANET.cache_dir)  # the demo points it at its folder; restore after
     rc = demo.main(["--out", str(tmp_path / "demo"), "--n", "40", "--n-test", "12", "--folds", "2",
                     "--set", "size=32", "--set", "epochs=1"])
     out = capsys.readouterr().out
@@ -362,7 +361,8 @@ def test_demo_generates_trains_and_scores_held_out(tmp_path: Path, workdir: Path
     line = next(s for s in out.splitlines() if s.startswith("held-out F2 "))
     f2, base = float(line.split()[2]), float(line.rstrip(")").split()[-1])
     assert 0 <= f2 <= 1 and 0.5 < base < 0.8  # constant "primary clear" on Planet-like tags
-    assert (tmp_path / "demo" / "cache").is_dir() and list((tmp_path / "demo" / "submissions" / "planet").glob("*.csv"))
+    assert list((tmp_path / "demo" / "runs" / "planet" / "cache").glob("*.npy"))  # caches under the demo's run root
+    assert PLANET.cache_dir is None and list((tmp_path / "demo" / "submissions" / "planet").glob("*.csv"))
 
 
 def test_fine_tune_without_pretrained_weights_trains_all_layers_with_one_cycle(planet_dir, monkeypatch, caplog):

@@ -1,9 +1,10 @@
 """Planet: Understanding the Amazon from Space — multi-label tagging of satellite tiles, scored by mean F2.
 
 Kaggle's files in the data folder: `train_v2.csv` (image_name,tags), `train-jpg/`, `test-jpg/`,
-`test-jpg-additional/`, `sample_submission_v2.csv`. Every image is decoded and resized once into a cached
-uint8 array (kit.vision); folds are multilabel-stratified; decoding is per-class thresholds chosen on OOF F2,
-plus the weather rules of `competitions.planet.decoding` where they raise OOF F2.
+`test-jpg-additional/`, `sample_submission_v2.csv`. Every image is decoded and resized once into a uint8 array
+(kit.vision), cached under the run root (`kit train --runs R`: R/planet/cache/); folds are multilabel-stratified;
+decoding is per-class thresholds chosen on OOF F2, plus the weather rules of `competitions.planet.decoding`
+where they raise OOF F2.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,6 @@ class Planet(VisionCompetition):
     n_folds = 5
     presets = PRESETS
     augmentation = Augment(flip=True, vflip=True, rot90=True, lighting=0.1)  # overhead tiles: any flip or turn
-    cache_dir: ClassVar[Path | None] = Path("runs") / "planet" / "cache"  # decoded images, keyed by files + size
 
     def __init__(self) -> None:
         self._extra_tags: set[str] = set()
@@ -95,11 +95,13 @@ class Planet(VisionCompetition):
                 i = int(dup.to_numpy().argmax())
                 raise DataError(f"{path}: row {i + 2}, column {self.id_col}: "
                                 f"duplicate image {df[self.id_col].iloc[i]!r}")
+        # an unknown tag (a typo, a damaged file) would train a class that no submission may carry: refused
+        for i, tags in enumerate(train[self.target_col]):
+            bad = [t for t in str(tags).split() if t not in TAGS]
+            if bad:
+                raise DataError(f"{train_csv}: row {i + 2}, column {self.target_col}: unknown tag {bad[0]!r} "
+                                f"(Planet's tags: {', '.join(TAGS)})")
         y, classes = self.task.encode(train[self.target_col], str(train_csv))
-        unknown = sorted(set(classes) - set(TAGS))
-        if unknown:
-            log.warning("%s: tag(s) not in Planet's 17: %s (kept as classes)", train_csv, ", ".join(unknown))
-        self._extra_tags = set(unknown)
 
         train_dir = data_dir / "train-jpg"
         if not train_dir.is_dir():

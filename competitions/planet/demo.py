@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,26 @@ from competitions.planet import COMPETITION
 from competitions.planet.decoding import f2_tag_strings
 from competitions.planet.synthetic import generate
 from kit.commands.args import parse_overrides
+
+PROGRESS_S = 3.0  # seconds between progress lines while tiles are generated
+
+
+def generate_with_progress(data_dir: Path, n: int, n_test: int, seed: int, solution: Path) -> None:
+    """`generate`, printing every few seconds how many tiles this call has written so far."""
+    start, done = time.time(), threading.Event()
+
+    def report() -> None:
+        while not done.wait(PROGRESS_S):
+            k = sum(1 for f in data_dir.glob("*/*.jpg") if f.stat().st_mtime >= start - 1)
+            print(f"  {k:,} of {n + n_test:,} tiles", flush=True)
+
+    thread = threading.Thread(target=report, daemon=True)
+    thread.start()
+    try:
+        generate(data_dir, n_train=n, n_test=n_test, seed=seed, solution_path=solution)
+    finally:
+        done.set()
+        thread.join()
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
@@ -35,9 +56,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     setup_logging()
     data_dir, solution = a.out / "data", a.out / "solution.csv"
     start = time.perf_counter()
-    generate(data_dir, n_train=a.n, n_test=a.n_test, seed=a.seed, solution_path=solution)
-    print(f"generated {a.n} train / {a.n_test} test tiles in {data_dir}/ ({time.perf_counter() - start:.0f} s)")
-    COMPETITION.cache_dir = a.out / "cache"
+    print(f"generating {a.n} train / {a.n_test} test tiles in {data_dir}/ ...", flush=True)
+    generate_with_progress(data_dir, a.n, a.n_test, a.seed, solution)
+    print(f"generated in {time.perf_counter() - start:.0f} s; training the cpu preset ({a.folds}-fold CV)", flush=True)
     params = COMPETITION.params({"preset": "cpu", **parse_overrides(a.overrides, COMPETITION.default_params)})
     start = time.perf_counter()
     r = train_and_submit(COMPETITION, data_dir, params, seed=a.seed, n_folds=a.folds,

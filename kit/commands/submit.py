@@ -32,6 +32,21 @@ def default_message(path: Path) -> str:
         return ""
 
 
+def padded_value(path: Path) -> str | None:
+    """`row N, column C: value ' 1'` for the first header or value with whitespace around it, else None."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        header: list[str] = []
+        for n, row in enumerate((r for r in csv.reader(f) if r), 1):
+            header = header or row
+            for j, v in enumerate(row):
+                if v != v.strip():
+                    col = header[j].strip() if j < len(header) else f"#{j + 1}"
+                    return f"row {n}, column {col}: {'column name' if n == 1 else 'value'} {v!r}"
+    return None
+
+
 def _main(argv: Sequence[str] | None) -> int:
     from kit import registry
     from kit.errors import SubmissionError
@@ -55,6 +70,10 @@ def _main(argv: Sequence[str] | None) -> int:
         raise SubmissionError(f"--file {a.file}: file not found")
     path = a.file if a.file is not None else latest_submission(comp.name, a.root)
     check_file(comp, path, data_dir(a, comp.name))  # nothing is sent, nothing recorded, unless this passes
+    padded = padded_value(path)
+    if padded is not None:  # kit reads `892 ` as 892, Kaggle's scorer may not: refused rather than a lost slot
+        raise SubmissionError(f"{path}: {padded} has whitespace around it, which Kaggle may fail to score; "
+                              "remove it and submit again")
     message = a.message if a.message is not None else default_message(path)
     ledger = Ledger(a.root / LEDGER_NAME)
     kg = Kaggle(comp.slug)

@@ -21,7 +21,7 @@ from kit.commands import args as cargs
 from kit.errors import KitError
 from kit.tune.objective import probe_search_space
 from kit.tune.storage import default_url, masked
-from kit.tune.study import PRUNERS, SAMPLERS, TuneConfig, load_study, run_workers
+from kit.tune.study import PRUNERS, SAMPLERS, TuneConfig, check_settings, load_study, run_workers, study_settings
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,9 @@ def refit_and_report(cfg: TuneConfig, comp, study: optuna.Study, args: argparse.
     if not counts.get("COMPLETE"):
         raise KitError(f"study {cfg.study!r} has no completed trial yet ({counts}); run more trials")
     best = study.best_trial
-    params = jsonable(trial_params(comp, optuna.trial.FixedTrial(best.params), cfg.fixed))
+    # exactly what the best trial ran with (recorded by the objective); rebuilt only for trials that lack it
+    params = best.user_attrs.get("params") or jsonable(trial_params(comp, optuna.trial.FixedTrial(best.params),
+                                                                    cfg.fixed))
     tune = {"study": cfg.study, "storage": masked(cfg.storage), "best_trial": best.number,
             "best_value": best.value, "trials": counts, "sampler": cfg.sampler, "pruner": cfg.pruner,
             "fixed": cfg.fixed}
@@ -124,6 +126,7 @@ def _main(argv: Sequence[str] | None) -> int:
     comp = registry.get(args.comp)
     if args.model is not None:
         comp = comp.with_model(args.model)
+    comp = comp.with_cache_dir(Path(args.runs) / comp.name / "cache")
     if args.threads is None and args.n_jobs == 1:
         args.threads = comp.threads
     cargs.set_threads(args.threads)
@@ -138,8 +141,11 @@ def _main(argv: Sequence[str] | None) -> int:
     cfg = TuneConfig(comp=comp.name, data_dir=data_dir, storage=args.storage or default_url(args.runs, comp.name),
                      study=study_name, n_trials=args.n_trials, timeout=args.timeout,
                      sampler=args.sampler, pruner=args.pruner, seed=args.seed, n_folds=args.folds,
-                     heartbeat=args.heartbeat, fixed=fixed, threads=args.threads, model=args.model)
+                     heartbeat=args.heartbeat, fixed=fixed, threads=args.threads, model=args.model,
+                     runs=args.runs)
+    settings = study_settings(cfg, comp, data)
     study = load_study(cfg, comp, create=True)
+    check_settings(study, settings, cfg.storage)
     log.info("study %s in %s: %d trial(s) so far", cfg.study, masked(cfg.storage), len(study.trials))
     run_workers(cfg, args.n_jobs, args.worker, data)
     refit_and_report(cfg, comp, study, args, data)

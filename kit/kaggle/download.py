@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import lzma
 import os
+import re
 import shutil
+import socket
 import struct
 import sys
 import tarfile
@@ -238,11 +240,33 @@ def unpack(archive: Path, out: Path, quiet: bool = False, max_depth: int = 4) ->
         print(f"warning: archives nested more than {max_depth} deep left packed: {', '.join(left)}", file=sys.stderr)
 
 
+def _host_tag() -> str:
+    """This host's name as it may appear in a staging folder's name."""
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _remove_stale_staging(data_dir: Path, max_idle_s: float = 600.0) -> None:
-    """Delete staging folders that a killed download left behind (idle for `max_idle_s`)."""
+    """Delete staging folders that a killed download left behind: its process is gone (the pid is in the name),
+    or, for a name without one, idle for `max_idle_s`."""
+    host = _host_tag()
     for d in data_dir.parent.glob(f".{data_dir.name}.download-*"):
-        newest = max((p.stat().st_mtime for p in d.rglob("*") if p.is_file()), default=d.stat().st_mtime)
-        if time.time() - newest > max_idle_s:
+        m = re.match(rf"\.{re.escape(data_dir.name)}\.download-([^-]+)-(\d+)-", d.name)
+        if m and m.group(1) == host:
+            stale = not _pid_alive(int(m.group(2)))
+        else:
+            newest = max((p.stat().st_mtime for p in d.rglob("*") if p.is_file()), default=d.stat().st_mtime)
+            stale = time.time() - newest > max_idle_s
+        if stale:
             shutil.rmtree(d, ignore_errors=True)
 
 
@@ -270,7 +294,8 @@ def download(comp: Competition, data_dir: Path, force: bool = False, quiet: bool
         return Downloaded(comp.slug, data_dir, remote, up_to_date=True)
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_staging(data_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.download-", dir=data_dir.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.download-{_host_tag()}-{os.getpid()}-",
+                                    dir=data_dir.parent))
     try:
         archive = kg.download_all(comp.slug, staging / "zip", quiet=quiet)
         unpacked = staging / "files"

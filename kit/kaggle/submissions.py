@@ -28,32 +28,33 @@ def reconcile(kg: Kaggle, comp: Competition, ledger: Ledger,
     uploaded file name and message made after it (and not already in the ledger), else `abandoned`.
     Returns Kaggle's list (fetched unless given).
     """
-    entries = ledger.entries(comp.name)
-    if remote is None:
-        remote = kg.submissions(comp.slug)
-    known = ledger.refs(comp.name)
-    by_ref = {s.ref: s for s in remote}
-    for e in entries:
-        if e.state == "pending":
-            if e.process_alive():
-                continue  # another `kit submit` is running right now
-            since = parse_iso(e.time) - timedelta(minutes=2)
-            hits = sorted((s for s in remote if s.ref not in known and s.file_name == e.uploaded_as
-                           and s.description == e.message and (s.date is None or s.date >= since)),
-                          key=lambda s: s.ref)
-            if hits:
-                ledger.submitted(e, hits[0].ref, reconciled=True)
-                known.add(hits[0].ref)
-                print(f"ledger: reconciled an interrupted submit of {e.file} with Kaggle submission {hits[0].ref}",
-                      file=sys.stderr)
-            else:
-                ledger.abandoned(e, "interrupted before Kaggle created a submission")
-                print(f"ledger: an interrupted submit of {e.file} never reached Kaggle; marked abandoned",
-                      file=sys.stderr)
-        if e.state == "submitted" and e.status in (None, "pending") and e.ref in by_ref:
-            s = by_ref[e.ref]
-            if s.status != "pending":
-                ledger.scored(e, s.status, s.public_score, s.private_score, s.error)
+    with ledger.lock():  # two reconciling processes must not both adopt or abandon the same entry
+        entries = ledger.entries(comp.name)
+        if remote is None:
+            remote = kg.submissions(comp.slug)
+        known = ledger.refs(comp.name)
+        by_ref = {s.ref: s for s in remote}
+        for e in entries:
+            if e.state == "pending":
+                if e.process_alive():
+                    continue  # another `kit submit` is running right now
+                since = parse_iso(e.time) - timedelta(minutes=2)
+                hits = sorted((s for s in remote if s.ref not in known and s.file_name == e.uploaded_as
+                               and s.description == e.message and (s.date is None or s.date >= since)),
+                              key=lambda s: s.ref)
+                if hits:
+                    ledger.submitted(e, hits[0].ref, reconciled=True)
+                    known.add(hits[0].ref)
+                    print(f"ledger: reconciled an interrupted submit of {e.file} with Kaggle submission {hits[0].ref}",
+                          file=sys.stderr)
+                else:
+                    ledger.abandoned(e, "interrupted before Kaggle created a submission")
+                    print(f"ledger: an interrupted submit of {e.file} never reached Kaggle; marked abandoned",
+                          file=sys.stderr)
+            if e.state == "submitted" and e.status in (None, "pending") and e.ref in by_ref:
+                s = by_ref[e.ref]
+                if s.status != "pending":
+                    ledger.scored(e, s.status, s.public_score, s.private_score, s.error)
     return remote
 
 
@@ -62,12 +63,23 @@ def wait_for_score(kg: Kaggle, comp: Competition, ref: int, timeout: float) -> R
     deadline = time.monotonic() + timeout
     interval = env_float("KIT_KAGGLE_POLL_S", 2.0)
     told = False
+    trouble: KaggleError | None = None
     while True:
-        s = next((s for s in kg.submissions(comp.slug, pages=1) if s.ref == ref), None)
+        try:
+            s = next((s for s in kg.submissions(comp.slug, pages=1) if s.ref == ref), None)
+            trouble = None
+        except KaggleError as e:
+            if not e.retriable:
+                raise
+            # the submission is in; a 5xx / 429 / dropped connection while polling is no reason to give up
+            if trouble is None:
+                print(f"warning: polling for the score: {e}; still waiting", file=sys.stderr)
+            s, trouble = None, e
         if s is not None and s.status != "pending":
             return s
         if time.monotonic() + interval > deadline:
-            raise StillPending(f"submission {ref} still not scored after {timeout:g}s; "
+            why = f" (last poll: {trouble})" if trouble is not None else ""
+            raise StillPending(f"submission {ref} still not scored after {timeout:g}s{why}; "
                                f"check later with `kit submissions --comp {comp.name}`")
         if not told:
             print(f"waiting for Kaggle to score submission {ref} ...", file=sys.stderr)
@@ -112,19 +124,26 @@ def submit_file(kg: Kaggle, comp: Competition, path: Path, message: str, ledger:
     """
     path = Path(path)
     sha = sha256_file(path)
-    if any(e.state == "pending" for e in ledger.entries(comp.name)):
-        reconcile(kg, comp, ledger)
-    prev = ledger.find_sha(comp.name, sha)
-    if prev is not None and not force:
-        score = f", public score {prev.public_score:.5f}" if prev.public_score is not None else ""
-        raise Duplicate(f"{path} (sha256 {sha[:12]}) was already submitted to {comp.slug} on {prev.time[:19]}Z "
-                        f"as ref {prev.ref}{score}; add --force to submit it again")
-    limits = kg.limits(comp.slug)
-    if limits["remaining"] <= 0:
-        cap = "lifetime" if limits["limited_by_total"] else "daily"
-        raise LimitReached(f"{cap} submission limit reached for {comp.slug}: {limits['today']} submitted today, "
-                           "0 remaining; try again after 00:00 UTC")
-    entry = ledger.begin(comp.name, comp.slug, sha, path, message)
+    # check-then-record under the ledger lock: a concurrent submit of the same file finds this one's pending
+    # entry (Duplicate) instead of uploading it a second time
+    with ledger.lock():
+        if any(e.state == "pending" for e in ledger.entries(comp.name)):
+            reconcile(kg, comp, ledger)
+        prev = ledger.find_sha(comp.name, sha)
+        if prev is not None and not force:
+            if prev.state == "pending":
+                raise Duplicate(f"{path} (sha256 {sha[:12]}) is being submitted to {comp.slug} right now by "
+                                f"process {prev.pid} on {prev.host} (since {prev.time[:19]}Z); "
+                                "add --force to submit it again")
+            score = f", public score {prev.public_score:.5f}" if prev.public_score is not None else ""
+            raise Duplicate(f"{path} (sha256 {sha[:12]}) was already submitted to {comp.slug} on "
+                            f"{prev.time[:19]}Z as ref {prev.ref}{score}; add --force to submit it again")
+        limits = kg.limits(comp.slug)
+        if limits["remaining"] <= 0:
+            cap = "lifetime" if limits["limited_by_total"] else "daily"
+            raise LimitReached(f"{cap} submission limit reached for {comp.slug}: {limits['today']} submitted "
+                               "today, 0 remaining; try again after 00:00 UTC")
+        entry = ledger.begin(comp.name, comp.slug, sha, path, message)
     try:
         ref = kg.submit(path, message, comp.slug, exclude=ledger.refs(comp.name))
     except KaggleError as e:

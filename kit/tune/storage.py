@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 import time
 import warnings
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -78,16 +80,35 @@ def default_url(runs: Path, comp_name: str) -> str:
     return f"sqlite:///{Path(runs) / comp_name / 'optuna.db'}"
 
 
-def masked(url: str) -> str:
-    """The URL with any password replaced by ***, safe for logs, errors and records."""
-    if url.startswith(JOURNAL_PREFIX):
-        return url
-    try:
-        from sqlalchemy.engine import make_url
+SECRET_PARAM = re.compile(r"pass|pwd|token|key|secret", re.IGNORECASE)
+MASK = "***"
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1] if "@" in url else url
+
+def _secret_values(url: str) -> list[str]:
+    """The secret parts of `url`: the userinfo password and values of query/fragment parameters named like secrets."""
+    out = []
+    m = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)@", url)
+    if m and ":" in m.group(1):
+        out.append(m.group(1).split(":", 1)[1])
+    for part in re.split(r"[?#]", url)[1:]:
+        for pair in re.split(r"[&;]", part):
+            name, eq, value = pair.partition("=")
+            if eq and value and SECRET_PARAM.search(unquote_plus(name)):
+                out.append(value)
+    return [v for v in out if v]
+
+
+def masked(url: str, text: str | None = None) -> str:
+    """`url` (or `text`, e.g. an error message, that may quote it) with every secret of `url` replaced by ***.
+
+    The one function for every storage URL kit prints or records: userinfo passwords and query/fragment
+    parameters whose names look secret (password, pass, pwd, token, key, secret: `?password=`, `#token=`).
+    """
+    out = url if text is None else text
+    for value in sorted(set(_secret_values(url)), key=len, reverse=True):
+        for form in {value, unquote_plus(value)}:
+            out = out.replace(form, MASK)
+    return out
 
 
 def _first_line(e: BaseException) -> str:
@@ -106,20 +127,20 @@ def open_storage(url: str, heartbeat: int = 60) -> BaseStorage:
         if url.startswith(JOURNAL_PREFIX):
             path = Path(url[len(JOURNAL_PREFIX):])
             if not str(path) or str(path) == ".":
-                raise KitError(f"storage {url!r}: expected journal:PATH")
+                raise KitError(f"storage {masked(url)!r}: expected journal:PATH")
             if not path.parent.is_dir():
-                raise KitError(f"storage {url}: folder {path.parent} does not exist")
+                raise KitError(f"storage {masked(url)}: folder {masked(url, str(path.parent))} does not exist")
             try:
                 return HeartbeatJournalStorage(str(path), heartbeat, heartbeat_stale_trial_callback=retry)
             except Exception as e:
-                raise KitError(f"cannot open storage {url}: {_first_line(e)}") from None
+                raise KitError(f"cannot open storage {masked(url)}: {masked(url, _first_line(e))}") from None
         try:
             from sqlalchemy.engine import make_url
 
             parsed = make_url(url)
         except Exception:
             raise KitError(
-                f"storage {url!r}: not a database URL (e.g. sqlite:///runs/x.db, "
+                f"storage {masked(url)!r}: not a database URL (e.g. sqlite:///runs/x.db, "
                 "postgresql://user:pass@host:5432/db) or journal:PATH"
             ) from None
         if parsed.drivername == "postgresql":
@@ -145,7 +166,7 @@ def open_storage(url: str, heartbeat: int = 60) -> BaseStorage:
                 "psycopg2-binary (`pip install -e '.[postgres]'`)"
             ) from None
         except Exception as e:
-            raise KitError(f"cannot open storage {masked(url)}: {_first_line(e)}") from None
+            raise KitError(f"cannot open storage {masked(url)}: {masked(url, _first_line(e))}") from None
 
 
 def fail_stale_trials(study: optuna.Study) -> list[int]:

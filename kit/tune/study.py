@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 
 from kit.errors import KitError
@@ -40,6 +45,7 @@ class TuneConfig:
     fixed: dict[str, Any] = field(default_factory=dict)
     threads: int | None = None
     model: str | None = None  # tabular model family (None: the competition's own)
+    runs: Path | None = None  # run root: caches (decoded images) under runs/<comp>/cache
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -67,14 +73,31 @@ def make_pruner(name: str, n_folds: int) -> optuna.pruners.BasePruner:
         return optuna.pruners.NopPruner()
     raise KitError(f"unknown pruner {name!r}; choose one of {', '.join(PRUNERS)}")
 
+def sampler_seed(seed: int, worker: int, n_existing: int) -> int:
+    """The sampler's seed for `worker` joining a study that already holds `n_existing` trials.
+
+    Mixing in the trial count makes a resumed run propose new parameters instead of replaying the first run's
+    (a sampler re-seeded identically repeats its random start-up proposals); mixing rather than adding keeps
+    (worker 1, 0 trials) and (worker 0, 1 trial) apart.
+    """
+    return int(np.random.SeedSequence([seed, worker, n_existing]).generate_state(1)[0])
+
+
 def load_study(cfg: TuneConfig, comp, worker: int = 0, create: bool = False) -> optuna.Study:
     """Open (or create) the study in the configured storage, with this worker's sampler and pruner."""
     storage = open_storage(cfg.storage, cfg.heartbeat)
     direction = comp.metric.direction
-    sampler = make_sampler(cfg.sampler, cfg.seed + worker)
+    sampler = make_sampler(cfg.sampler, cfg.seed + worker)  # replaced below, once the trial count is known
     pruner = make_pruner(cfg.pruner, cfg.n_folds or comp.n_folds)
     try:
+        fresh = create
         if create:
+            try:  # an existing study is loaded quietly (Optuna would log a line before a settings error)
+                storage.get_study_id_from_name(cfg.study)
+                fresh = False
+            except KeyError:
+                pass
+        if fresh:
             study = optuna.create_study(storage=storage, study_name=cfg.study, direction=direction,
                                         sampler=sampler, pruner=pruner, load_if_exists=True)
         else:
@@ -82,8 +105,9 @@ def load_study(cfg: TuneConfig, comp, worker: int = 0, create: bool = False) -> 
     except KitError:
         raise
     except Exception as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise KitError(f"storage {masked(cfg.storage)}: cannot open study {cfg.study!r}: "
-                       f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+                       f"{masked(cfg.storage, why)}") from None
     owner = study.user_attrs.get("competition")
     if owner is not None and owner != comp.name:
         raise KitError(f"study {cfg.study!r} in {masked(cfg.storage)} belongs to competition {owner!r}, "
@@ -94,7 +118,42 @@ def load_study(cfg: TuneConfig, comp, worker: int = 0, create: bool = False) -> 
     if owner is None and create:
         study.set_user_attr("competition", comp.name)
         study.set_user_attr("metric", str(comp.metric))
+    study.sampler = make_sampler(cfg.sampler, sampler_seed(cfg.seed, worker, len(study.get_trials(deepcopy=False))))
     return study
+
+
+def study_settings(cfg: TuneConfig, comp, data) -> dict[str, Any]:
+    """The settings every trial of a study must share: folds, seed, SHA-256 of the data files, `--set` values."""
+    from kit.io import sha256_file
+    from kit.tune.objective import jsonable
+
+    h = hashlib.sha256()
+    for name, path in sorted((data.files or {}).items()):
+        h.update(f"{name}={sha256_file(path)}\n".encode())
+    return {"folds": int(cfg.n_folds or comp.n_folds), "seed": int(cfg.seed), "data_sha256": h.hexdigest(),
+            "set": jsonable(dict(sorted(cfg.fixed.items())))}
+
+
+def _describe(key: str, settings: dict[str, Any]) -> str:
+    if key == "set":
+        return " ".join(f"--set {k}={v}" for k, v in settings["set"].items()) or "no --set"
+    if key == "data_sha256":
+        return f"data sha256 {settings[key][:12]}"
+    return f"--{key} {settings[key]}"
+
+
+def check_settings(study: optuna.Study, settings: dict[str, Any], storage: str) -> None:
+    """Record `settings` on a study that has none; refuse (one line) a run whose settings differ from the study's."""
+    have = study.user_attrs.get("settings")
+    if have is None:
+        study.set_user_attr("settings", settings)
+        return
+    diff = [k for k in ("folds", "seed", "data_sha256", "set") if have.get(k) != settings.get(k)]
+    if diff:
+        was = ", ".join(_describe(k, have) for k in diff)
+        now = ", ".join(_describe(k, settings) for k in diff)
+        raise KitError(f"study {study.study_name!r} in {masked(storage)} was created with {was}; this run has {now}: "
+                       "its trials would not be comparable; rerun with the study's settings or choose a new --study")
 
 
 def run_worker(cfg: TuneConfig, worker: int = 0, data=None) -> None:
@@ -111,6 +170,8 @@ def run_worker(cfg: TuneConfig, worker: int = 0, data=None) -> None:
     comp = registry.get(cfg.comp)
     if cfg.model is not None:
         comp = comp.with_model(cfg.model)
+    if cfg.runs is not None:
+        comp = comp.with_cache_dir(Path(cfg.runs) / comp.name / "cache")
     data = data if data is not None else comp.load(cfg.data_dir)
     folds = make_folds(comp.task, data.y, cfg.n_folds or comp.n_folds, cfg.seed, comp.fold_groups(data))
     study = load_study(cfg, comp, worker)
@@ -119,9 +180,29 @@ def run_worker(cfg: TuneConfig, worker: int = 0, data=None) -> None:
                    n_trials=cfg.n_trials, timeout=cfg.timeout, catch=())
 
 
-def _spawned_worker(cfg: TuneConfig, worker: int) -> None:
+def _die_with_parent(parent: int) -> None:
+    """End this worker process when `parent` (the `kit tune` that spawned it) dies, even by SIGKILL."""
+    try:  # Linux: the kernel signals us the moment the parent exits
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:  # elsewhere (and as a backstop): an orphan is re-parented, so its parent id changes
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _spawned_worker(cfg: TuneConfig, worker: int, parent: int) -> None:
     from kit.cli import run, setup_logging
 
+    _die_with_parent(parent)
     setup_logging()
 
     def go(_argv: Sequence[str] | None) -> int:
@@ -146,7 +227,8 @@ def run_workers(cfg: TuneConfig, n_jobs: int, first_worker: int = 0, data=None) 
         if share == 0:
             continue
         wcfg = TuneConfig(**{**cfg.__dict__, "n_trials": share, "threads": threads})
-        p = ctx.Process(target=_spawned_worker, args=(wcfg, first_worker * n_jobs + i), name=f"tune-worker-{i}")
+        p = ctx.Process(target=_spawned_worker, args=(wcfg, first_worker * n_jobs + i, os.getpid()),
+                        name=f"tune-worker-{i}")
         p.start()
         procs.append(p)
     bad = []

@@ -8,14 +8,17 @@ normalisation from the training fold, augmentation on the device, the fastai lea
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import logging
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from kit import learner
 from kit.errors import DataError, KitError
+from kit.predictors import VisionPredictor, cpu_copy
 from kit.spec import Competition, Data, FoldOutput
 from kit.vision.augment import Augment, flip_points
 from kit.vision.images import ImageArray, describe_bad, load_images, resize_images
@@ -52,7 +55,15 @@ class VisionCompetition(Competition):
         "skip_bad_images": False,
         "workers": 0,  # image decoding processes (0: up to 8)
     }
-    cache_dir: ClassVar[Any] = None  # decoded image caches (file-based competitions), keyed by files + size
+    # decoded image caches of file-based competitions, keyed by files + size; None: decoded in memory only.
+    # Runs set it on a copy (`with_cache_dir`): `kit train/tune --runs R` -> R/<name>/cache.
+    cache_dir: Path | None = None
+
+    def with_cache_dir(self, cache_dir: str | Path | None) -> VisionCompetition:
+        """A copy of this competition whose decoded images are cached in `cache_dir` (this object is unchanged)."""
+        other = copy.copy(self)
+        other.cache_dir = None if cache_dir is None else Path(cache_dir)
+        return other
 
     # ---- parameters ---------------------------------------------------------------------------------
     def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -188,7 +199,7 @@ class VisionCompetition(Competition):
         self.check_bad_images(data, p)
         size, bs = int(p["size"]), int(p["bs"])
         x_train = self.images(data, "train", size, progress, int(p["workers"])).x
-        imgs_test = self.images(data, "test", size, progress, int(p["workers"]))
+        self.images(data, "test", size, progress, int(p["workers"]))  # decoded now, with the progress bar
         rows = self.train_rows(data)
         device = learner.default_device()
         learner.seed_everything(seed)
@@ -203,7 +214,7 @@ class VisionCompetition(Competition):
         dls = array_dataloaders(x_train, y, train_idx, valid_idx, stats, bs, device, augment=self.augment(p),
                                 x_rows=rows, points=points, flip_perm=perm)
         metrics = [learner.competition_metric(self, scaler)]
-        if task.name == "multilabel":
+        if task.multi_label:
             metrics.append(accuracy_multi)
         learn = vision_learner_for(dls, p["arch"], n_out, pretrained, task.loss(), metrics, wd=float(p["wd"]),
                                    dropout=float(p["dropout"]), width=int(p["width"]),
@@ -222,12 +233,10 @@ class VisionCompetition(Competition):
         hist = learner.history(learn)  # before predicting: get_preds resets the Recorder
         views = self.augment(p).tta_views(int(p["tta"]))
         valid = scaler.inverse(self._predict(learn, x_train, rows[valid_idx], stats, bs, device, views, perm))
-        test = scaler.inverse(self._predict(learn, imgs_test.x, np.arange(len(imgs_test.x)), stats, bs, device,
-                                            views, perm))
-        bad_test = sorted(imgs_test.bad)
-        if bad_test:
-            test[bad_test] = np.nanmean(valid, axis=0)  # this fold's prior; the fold mean is the ensemble's prior
-        return FoldOutput(valid=valid, test=test, history=hist)
+        # test images that cannot be read get this fold's prior; the fold mean is the ensemble's prior
+        predictor = VisionPredictor(cpu_copy(learn.model), stats, size, bs * 2, views, scaler, perm,
+                                    amp=device.type == "cuda", fill=np.nanmean(valid, axis=0))
+        return FoldOutput(valid=valid, test=predictor.predict(self, data), history=hist, predictor=predictor)
 
     def _predict(self, learn, x: np.ndarray, rows: np.ndarray, stats, bs: int, device, views: list[int],
                  perm: np.ndarray | None) -> np.ndarray:
