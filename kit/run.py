@@ -113,7 +113,7 @@ def train_and_submit(
     """Cross-validate `params`, choose the decoding on OOF, decode the fold-mean test predictions and write
     a validated submission whose sidecar records CV scores, params, seed, commit and input hashes.
     Pass `data`/`cv` to reuse what a caller (e.g. tuning) already computed. Caches go under `runs`."""
-    comp = under_runs(comp, runs)
+    comp = under_runs(comp, runs).for_params(params)
     comp.check_params(params)
     data = data if data is not None else comp.load(Path(data_dir))
     checkpoint = None

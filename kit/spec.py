@@ -125,6 +125,11 @@ class Competition:
         """A copy that keeps its caches (e.g. decoded images) in `cache_dir`; this one has none to keep."""
         return self
 
+    def for_params(self, params: dict[str, Any]) -> Competition:
+        """A copy prepared for a run with `params` before its data is loaded (image competitions decode at the
+        run's size); this one needs nothing."""
+        return self
+
     def describe_model(self, params: dict[str, Any]) -> str:
         """What model a run trained, for its record (the architecture, when the parameters name one)."""
         return str(params.get("arch", type(self).__name__))

@@ -388,3 +388,15 @@ def test_fine_tune_without_pretrained_weights_trains_all_layers_with_one_cycle(p
     assert len(out.history) == 2
     assert any("instead of fine_tune" in r.getMessage() for r in caplog.records)
     assert np.isfinite(out.valid).all() and out.test.shape == (len(data.test), len(data.classes))
+
+
+def test_a_run_at_another_size_decodes_every_image_once(planet_dir: Path, workdir: Path, caplog):
+    """`--set size=40` loads at 40 px: no decoding at the preset's size first (issue: every image twice)."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="kit.vision"):
+        train_and_submit(PLANET, planet_dir, PLANET.params({**TINY, "size": 40}), seed=1, n_folds=2,
+                         progress=False)
+    decoded = [r.getMessage() for r in caplog.records if r.getMessage().startswith("decoding ")]
+    assert decoded and all(" to 40 px " in m for m in decoded), decoded
+    assert len(decoded) == 2  # train and test, once each

@@ -119,10 +119,10 @@ class Planet(VisionCompetition):
 
         sources = {"train": train["path"].tolist(), "test": test["path"].tolist()}
         # decoded now (at the preset's size, cached) so bad images are found before any training
-        size, bars = int(PRESETS[auto_preset()]["size"]), sys.stderr.isatty()
+        size, bars = self.decode_size(), sys.stderr.isatty()
         probe = Data(train=train, test=test, sample=sample, y=y, files={}, extra={"sources": sources})
-        imgs_train = self.images(probe, "train", size, bars)
-        imgs_test = self.images(probe, "test", size, bars)
+        imgs_train = self.images(probe, "train", size, bars, self.load_workers)
+        imgs_test = self.images(probe, "test", size, bars, self.load_workers)
         names = train[self.id_col].tolist()
         bad_train = {names[i] + ".jpg": why for i, why in imgs_train.bad.items()}
         bad_test = {Path(test["path"].iloc[i]).name: why for i, why in imgs_test.bad.items()}

@@ -132,9 +132,10 @@ def _main(argv: Sequence[str] | None) -> int:
     cargs.set_threads(args.threads)
     data_dir = cargs.data_dir(args, comp.name)
     # everything that can be wrong is checked before the storage is opened, so bad input leaves the study untouched
+    fixed = cargs.parse_overrides(args.overrides, comp.default_params)
+    comp = comp.for_params(fixed)  # image competitions decode at a fixed --set size once
     data = comp.load(data_dir)
     make_folds(comp.task, data.y, args.folds or comp.n_folds, args.seed, comp.fold_groups(data))
-    fixed = cargs.parse_overrides(args.overrides, comp.default_params)
     probe_search_space(comp, fixed)
     # one study per model family: their parameters differ
     study_name = args.study or (comp.name if args.model in (None, "mlp") else f"{comp.name}-{args.model}")

@@ -59,11 +59,26 @@ class VisionCompetition(Competition):
     # Runs set it on a copy (`with_cache_dir`): `kit train/tune --runs R` -> R/<name>/cache.
     cache_dir: Path | None = None
 
+    load_size: int | None = None  # the size `load` decodes images at (None: the preset's); see for_params
+    load_workers: int = 0
+
     def with_cache_dir(self, cache_dir: str | Path | None) -> VisionCompetition:
         """A copy of this competition whose decoded images are cached in `cache_dir` (this object is unchanged)."""
         other = copy.copy(self)
         other.cache_dir = None if cache_dir is None else Path(cache_dir)
         return other
+
+    def for_params(self, params: dict[str, Any]) -> VisionCompetition:
+        """A copy whose `load` decodes at the run's image size with its workers, so a `--set size=...` run
+        decodes every image once, not once at the preset's size and again at its own."""
+        p = self.resolve(params)
+        other = copy.copy(self)
+        other.load_size, other.load_workers = int(p["size"]), int(p["workers"])
+        return other
+
+    def decode_size(self) -> int:
+        """The size `load` decodes at: the run's (for_params), else the preset's for this machine."""
+        return self.load_size or int(self.presets[auto_preset()]["size"])
 
     # ---- parameters ---------------------------------------------------------------------------------
     def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
