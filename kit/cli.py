@@ -14,6 +14,7 @@ from kit.errors import KitError
 COMMANDS: dict[str, str] = {
     "train": "kit.commands.train",
     "predict": "kit.commands.predict",
+    "package": "kit.commands.package",
     "tune": "kit.commands.tune",
     "download": "kit.commands.download",
     "submit": "kit.commands.submit",

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -48,7 +49,7 @@ def journal(path: Path, study: str = "titanic") -> optuna.Study:
 
 
 def test_tiny_study_writes_all_outputs(data_dir, tmp_path, capsys):
-    assert main(args(data_dir, tmp_path, "--n-trials", "4", "--pruner", "none")) == 0
+    assert main(args(data_dir, tmp_path, "--n-trials", "4", "--pruner", "none", "--repeats", "1")) == 0
     out = capsys.readouterr().out
     study_dir = tmp_path / "runs" / "titanic" / "titanic"
     assert (tmp_path / "runs" / "titanic" / "optuna.db").is_file()
@@ -59,7 +60,7 @@ def test_tiny_study_writes_all_outputs(data_dir, tmp_path, capsys):
     best = json.loads((study_dir / "best_params.json").read_text())
     assert best["params"]["epochs"] == 2 and set(best["params"]) == set(Titanic.default_params)
     study = optuna.load_study(study_name="titanic", storage=f"sqlite:///{tmp_path / 'runs/titanic/optuna.db'}")
-    assert study.best_trial.number == best["trial"]
+    assert best["trial"] in (study.best_trial.number, 0)  # the best, or trial 0: the defaults
     # every epoch of every fold and every fold's end was reported for pruning
     assert set(study.best_trial.intermediate_values) == {0, 1, fold_end_step(0), EPOCH_STEPS, EPOCH_STEPS + 1,
                                                          fold_end_step(1)}
@@ -68,8 +69,9 @@ def test_tiny_study_writes_all_outputs(data_dir, tmp_path, capsys):
     validate_submission(registry.get("titanic"), subs[0], data_dir / "gender_submission.csv")
     sidecar = json.loads(subs[0].with_suffix(".json").read_text())
     assert sidecar["tune"]["study"] == "titanic" and sidecar["tune"]["best_trial"] == best["trial"]
-    # the refit (same seed, same folds) reproduces the best trial's CV exactly
+    # the refit (same seed, same folds) reproduces the chosen trial's CV exactly (the best, or the defaults)
     assert sidecar["cv"]["mean"] == pytest.approx(best["value"], abs=1e-6)
+    assert sidecar["tune"]["chosen_trial"] == best["trial"] and best["choice"].startswith(("refitting", "keeping"))
     thr = json.loads((study_dir / "thresholds.json").read_text())
     assert thr["score"] >= thr["score_at_0.5"]
     assert "OOF accuracy at 0.5" in out and "submission:" in out
@@ -246,3 +248,53 @@ def test_epoch_callback_stops_fastai_training(data_dir):
     assert trial.state == TrialState.PRUNED
     assert list(trial.intermediate_values) == [0]
     assert 0 <= trial.intermediate_values[0] <= 1
+
+
+# ---- tuning that survives small data: repeated k-fold, trial SE, defaults kept unless beaten by more than SE ----
+def _trial(number_value, folds, defaults=False):
+    import optuna
+
+    d = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)}
+    return optuna.trial.create_trial(params={"lr": 1e-3}, distributions=d, value=float(np.mean(folds)),
+                                     user_attrs={"fold_scores": folds, "defaults": defaults,
+                                                 "params": {"lr": 1e-3, "tag": number_value}})
+
+
+def test_refit_keeps_the_defaults_unless_the_best_beats_them_by_more_than_its_standard_error():
+    import optuna
+
+    from kit.commands.tune import choose_trial
+
+    base = [0.80, 0.82, 0.78, 0.81, 0.79, 0.80]
+    noise = [0.82, 0.80, 0.80, 0.80, 0.80, 0.798]  # +0.003 on average, fold differences of ±0.02
+    clear = [0.85, 0.86, 0.83, 0.85, 0.84, 0.85]  # +0.045, every fold
+    for other, keep in ((noise, True), (clear, False)):
+        study = optuna.create_study(direction="maximize")
+        study.add_trial(_trial("defaults", base, defaults=True))
+        study.add_trial(_trial("tuned", other))
+        chosen, why = choose_trial(study, study.best_trial, True)
+        assert chosen.user_attrs["params"]["tag"] == ("defaults" if keep else "tuned"), why
+        assert ("keeping the defaults" in why) == keep and "±" in why
+    study = optuna.create_study(direction="minimize")  # lower is better: the sign follows the metric
+    study.add_trial(_trial("defaults", base, defaults=True))
+    study.add_trial(_trial("tuned", [b - 0.05 for b in base]))
+    assert choose_trial(study, study.best_trial, False)[0].user_attrs["params"]["tag"] == "tuned"
+
+
+def test_small_data_tunes_on_repeated_folds_starting_from_the_defaults(titanic_dir, workdir, capsys, caplog):
+    import logging
+
+    import optuna
+
+    with caplog.at_level(logging.INFO, logger="kit.tune.objective"):
+        rc = main(["--comp", "titanic", "--data-dir", str(titanic_dir), "--n-trials", "2", "--folds", "2",
+                   "--set", "epochs=2", "--no-refit"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    err = caplog.text
+    study = optuna.load_study(study_name="titanic", storage="sqlite:///runs/titanic/optuna.db")
+    first = study.trials[0]
+    assert first.user_attrs.get("defaults") and first.params["width"] == 64 and first.params["dropout"] == 0.3
+    assert all(len(t.user_attrs["fold_scores"]) == 6 for t in study.trials)  # 160 rows: 3 x 2-fold
+    assert "standard error over 6 folds = 3 split(s) x 2" in err
+    assert "defaults" in out and "±" in out

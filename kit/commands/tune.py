@@ -19,9 +19,18 @@ import optuna
 
 from kit.commands import args as cargs
 from kit.errors import KitError
-from kit.tune.objective import probe_search_space
+from kit.tune.objective import default_trial, paired_gain, probe_search_space
 from kit.tune.storage import default_url, masked
-from kit.tune.study import PRUNERS, SAMPLERS, TuneConfig, check_settings, load_study, run_workers, study_settings
+from kit.tune.study import (
+    PRUNERS,
+    SAMPLERS,
+    TuneConfig,
+    auto_repeats,
+    check_settings,
+    load_study,
+    run_workers,
+    study_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "seeded with --seed + index so machines propose different trials")
     cargs.add_threads(p, help="torch threads per worker (default: torch's own for one worker, cores / n-jobs for "
                       "several); 1 is fastest for small tabular models on busy machines")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="repeated k-fold in the objective (default: the competition's tune_repeats, else 3 under "
+                   "5,000 training rows, else 1)")
     p.add_argument("--no-refit", action="store_true", help="search only: no refit, thresholds or submission")
     cargs.add_outputs(p)
     return p
@@ -75,6 +87,28 @@ def check_args(args: argparse.Namespace) -> None:
         raise KitError(f"--heartbeat must be at least 1 second (got {args.heartbeat})")
 
 
+def choose_trial(study: optuna.Study, best: optuna.trial.FrozenTrial,
+                 greater_is_better: bool) -> tuple[optuna.trial.FrozenTrial, str]:
+    """The trial to refit: the best, unless it beats the defaults' trial (same folds) by no more than one
+    standard error of their paired fold differences: then the defaults, since the search found only noise."""
+    defaults = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                if t.user_attrs.get("defaults")]
+    if not defaults:
+        return best, f"refitting the best trial {best.number} (the defaults' trial did not complete)"
+    base = defaults[0]
+    if base.number == best.number:
+        return best, f"refitting the defaults (trial {best.number}): no trial beat them"
+    a, b = best.user_attrs.get("fold_scores") or [], base.user_attrs.get("fold_scores") or []
+    if len(a) != len(b) or not a:
+        return best, f"refitting the best trial {best.number} (no fold scores to compare with the defaults)"
+    gain, se = paired_gain(a, b, greater_is_better)
+    if gain > se:
+        return best, (f"refitting the best trial {best.number}: it beats the defaults (trial {base.number}) by "
+                      f"{gain:+.4f} ± {se:.4f} over {len(a)} paired folds")
+    return base, (f"keeping the defaults (trial {base.number}): the best trial {best.number} beats them by only "
+                  f"{gain:+.4f} ± {se:.4f} over {len(a)} paired folds, within one standard error")
+
+
 def refit_and_report(cfg: TuneConfig, comp, study: optuna.Study, args: argparse.Namespace, data) -> dict[str, Any]:
     """Best params -> outputs under runs/<comp>/<study>/; unless --no-refit: refit, thresholds, submission."""
     from kit.io import atomic_write_json
@@ -87,15 +121,20 @@ def refit_and_report(cfg: TuneConfig, comp, study: optuna.Study, args: argparse.
     if not counts.get("COMPLETE"):
         raise KitError(f"study {cfg.study!r} has no completed trial yet ({counts}); run more trials")
     best = study.best_trial
-    # exactly what the best trial ran with (recorded by the objective); rebuilt only for trials that lack it
-    params = best.user_attrs.get("params") or jsonable(trial_params(comp, optuna.trial.FixedTrial(best.params),
-                                                                    cfg.fixed))
+    chosen, choice = choose_trial(study, best, comp.greater_is_better)
+    print(choice)
+    # exactly what the chosen trial ran with (recorded by the objective); rebuilt only for trials that lack it
+    params = chosen.user_attrs.get("params") or jsonable(trial_params(comp, optuna.trial.FixedTrial(chosen.params),
+                                                                      cfg.fixed))
     tune = {"study": cfg.study, "storage": masked(cfg.storage), "best_trial": best.number,
-            "best_value": best.value, "trials": counts, "sampler": cfg.sampler, "pruner": cfg.pruner,
-            "fixed": cfg.fixed}
-    tune_outputs.write_best(study, params, out_dir, {"storage": tune["storage"], "seed": cfg.seed})
+            "best_value": best.value, "chosen_trial": chosen.number, "choice": choice, "trials": counts,
+            "sampler": cfg.sampler, "pruner": cfg.pruner, "fixed": cfg.fixed, "repeats": cfg.repeats}
+    tune_outputs.write_best(study, params, out_dir, {"storage": tune["storage"], "seed": cfg.seed,
+                                                     "choice": choice}, chosen)
     tune_outputs.write_study_plots(study, out_dir)
-    print(f"study {cfg.study}: {counts}; best trial {best.number}: {comp.metric} {best.value:.4f}")
+    se = best.user_attrs.get("cv_se")
+    print(f"study {cfg.study}: {counts}; best trial {best.number}: {comp.metric} {best.value:.4f}"
+          + (f" ± {se:.4f} (standard error)" if se is not None else ""))
     print(f"best params: {params}")
     result: dict[str, Any] = {"tune": tune, "params": params, "study_dir": str(out_dir)}
     if not args.no_refit:
@@ -136,6 +175,7 @@ def _main(argv: Sequence[str] | None) -> int:
     comp = comp.for_params(fixed)  # image competitions decode at a fixed --set size once
     data = comp.load(data_dir)
     make_folds(comp.task, data.y, args.folds or comp.n_folds, args.seed, comp.fold_groups(data))
+    repeats = auto_repeats(comp, len(data.y), args.repeats)
     probe_search_space(comp, fixed)
     # one study per model family: their parameters differ
     study_name = args.study or (comp.name if args.model in (None, "mlp") else f"{comp.name}-{args.model}")
@@ -143,10 +183,13 @@ def _main(argv: Sequence[str] | None) -> int:
                      study=study_name, n_trials=args.n_trials, timeout=args.timeout,
                      sampler=args.sampler, pruner=args.pruner, seed=args.seed, n_folds=args.folds,
                      heartbeat=args.heartbeat, fixed=fixed, threads=args.threads, model=args.model,
-                     runs=args.runs)
+                     runs=args.runs, repeats=repeats)
     settings = study_settings(cfg, comp, data)
     study = load_study(cfg, comp, create=True)
     check_settings(study, settings, cfg.storage)
+    if not any(t.user_attrs.get("defaults") for t in study.get_trials(deepcopy=False)):
+        # the first trial runs the defaults: the refit keeps them unless a trial beats them by more than its SE
+        study.enqueue_trial(default_trial(comp, fixed), user_attrs={"defaults": True})
     log.info("study %s in %s: %d trial(s) so far", cfg.study, masked(cfg.storage), len(study.trials))
     run_workers(cfg, args.n_jobs, args.worker, data)
     refit_and_report(cfg, comp, study, args, data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 from typing import Any
@@ -15,6 +16,8 @@ from fastai.callback.core import Callback, CancelFitException
 from kit.cv import cross_validate
 from kit.errors import KitError
 from kit.spec import Competition, Data
+
+log = logging.getLogger(__name__)
 
 # Intermediate values of fold k use steps k*EPOCH_STEPS + epoch, and (k+1)*EPOCH_STEPS - 1 for the fold's end,
 # so a given step means the same point (fold, epoch) in every trial whatever its number of epochs.
@@ -114,32 +117,73 @@ def objective(
     comp: Competition,
     data: Data,
     seed: int,
-    folds: np.ndarray,
+    splits: np.ndarray | list[np.ndarray],
     fixed: dict[str, Any] | None = None,
 ) -> float:
-    """Mean CV metric of the trial's parameters (`fixed` ones override the search); prunable per epoch and fold."""
+    """Mean CV metric of the trial's parameters over every fold of every split (repeated k-fold; `fixed` ones
+    override the search), with its standard error; prunable per epoch and fold."""
+    splits = [splits] if isinstance(splits, np.ndarray) else list(splits)
     params = trial_params(comp, trial, fixed)
     trial.set_user_attr("params", jsonable(params))
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     scores: list[float] = []
+    n_folds = int(splits[0].max()) + 1
 
-    def on_fold(k: int, score: float) -> None:
+    def on_fold(k: int, score: float, offset: int = 0) -> None:
         scores.append(score)
-        trial.report(float(np.mean(scores)), step=fold_end_step(k))
+        trial.report(float(np.mean(scores)), step=fold_end_step(offset + k))
         if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after fold {k + 1} (CV so far {np.mean(scores):.4f})")
+            raise optuna.TrialPruned(f"pruned after fold {offset + k + 1} (CV so far {np.mean(scores):.4f})")
 
     try:
-        cv = cross_validate(
-            comp, data, params, seed, folds=folds, progress=False,
-            callbacks=lambda k: [EpochPruningCallback(trial, comp, k)], on_fold=on_fold,
-        )
+        for r, folds in enumerate(splits):
+            off = r * n_folds
+            cross_validate(
+                comp, data, params, seed + 1000 * r, folds=folds, progress=False,
+                callbacks=lambda k, off=off: [EpochPruningCallback(trial, comp, off + k)],
+                on_fold=lambda k, score, off=off: on_fold(k, score, off),
+            )
     except optuna.TrialPruned as e:
         # fastai prefixes exceptions raised in callbacks with a line naming the event; keep Optuna's log one line
         raise optuna.TrialPruned(str(e).strip().splitlines()[-1].strip()) from None
-    trial.set_user_attr("fold_scores", [round(s, 6) for s in cv.fold_scores])
-    trial.set_user_attr("cv_std", round(cv.std, 6))
-    return cv.mean
+    se = float(np.std(scores, ddof=1) / np.sqrt(len(scores))) if len(scores) > 1 else float("nan")
+    trial.set_user_attr("fold_scores", [round(s, 6) for s in scores])
+    trial.set_user_attr("cv_std", round(float(np.std(scores)), 6))
+    trial.set_user_attr("cv_se", round(se, 6))
+    log.info("trial %d: %s %.4f ± %.4f (standard error over %d folds = %d split(s) x %d)", trial.number,
+             comp.metric, np.mean(scores), se, len(scores), len(splits), n_folds)
+    return float(np.mean(scores))
+
+
+def default_trial(comp: Competition, fixed: dict[str, Any]) -> dict[str, Any]:
+    """The competition's default parameters as values of the searched distributions (the ones a distribution
+    can hold), for the study's first trial: the baseline a tuned result must beat."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    comp.search_space(FixedParams(trial, fixed))
+    defaults = comp.params(dict(fixed))
+    out = {}
+    for name, dist in trial.distributions.items():
+        if name in defaults:
+            try:
+                if dist._contains(dist.to_internal_repr(defaults[name])):
+                    out[name] = defaults[name]
+            except (ValueError, TypeError):
+                continue
+    return out
+
+
+def paired_gain(best: list[float], base: list[float], greater_is_better: bool) -> tuple[float, float]:
+    """Mean per-fold gain of `best` over `base` (positive: better) and its standard error."""
+    d = np.asarray(best, dtype=np.float64) - np.asarray(base, dtype=np.float64)
+    if not greater_is_better:
+        d = -d
+    se = float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("inf")
+    return float(d.mean()), se
 
 
 def probe_search_space(comp: Competition, fixed: dict[str, Any]) -> None:

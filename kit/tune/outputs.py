@@ -32,9 +32,11 @@ def write_trials(study: optuna.Study, out_dir: Path) -> Path:
     return atomic_write_csv(out_dir / "trials.csv", study.trials_dataframe())
 
 
-def write_best(study: optuna.Study, params: dict[str, Any], out_dir: Path, extra: dict[str, Any]) -> Path:
-    """`best_params.json`: the full parameter set of the best trial (usable as `kit train --params`)."""
-    best = study.best_trial
+def write_best(study: optuna.Study, params: dict[str, Any], out_dir: Path, extra: dict[str, Any],
+               trial: optuna.trial.FrozenTrial | None = None) -> Path:
+    """`best_params.json`: the full parameter set of the chosen trial (the best, or the defaults when the best
+    does not beat them by more than its standard error), usable as `kit train --params`."""
+    best = trial or study.best_trial
     return atomic_write_json(out_dir / "best_params.json", {
         "study": study.study_name,
         "trial": best.number,

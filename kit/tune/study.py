@@ -46,6 +46,7 @@ class TuneConfig:
     threads: int | None = None
     model: str | None = None  # tabular model family (None: the competition's own)
     runs: Path | None = None  # run root: caches (decoded images) under runs/<comp>/cache
+    repeats: int = 1  # repeated k-fold in the objective (small data: the CV of one split is too noisy to rank)
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -88,7 +89,7 @@ def load_study(cfg: TuneConfig, comp, worker: int = 0, create: bool = False) -> 
     storage = open_storage(cfg.storage, cfg.heartbeat)
     direction = comp.metric.direction
     sampler = make_sampler(cfg.sampler, cfg.seed + worker)  # replaced below, once the trial count is known
-    pruner = make_pruner(cfg.pruner, cfg.n_folds or comp.n_folds)
+    pruner = make_pruner(cfg.pruner, (cfg.n_folds or comp.n_folds) * cfg.repeats)
     try:
         fresh = create
         if create:
@@ -131,7 +132,7 @@ def study_settings(cfg: TuneConfig, comp, data) -> dict[str, Any]:
     for name, path in sorted((data.files or {}).items()):
         h.update(f"{name}={sha256_file(path)}\n".encode())
     return {"folds": int(cfg.n_folds or comp.n_folds), "seed": int(cfg.seed), "data_sha256": h.hexdigest(),
-            "set": jsonable(dict(sorted(cfg.fixed.items())))}
+            "set": jsonable(dict(sorted(cfg.fixed.items()))), "repeats": int(cfg.repeats)}
 
 
 def _describe(key: str, settings: dict[str, Any]) -> str:
@@ -159,7 +160,6 @@ def check_settings(study: optuna.Study, settings: dict[str, Any], storage: str) 
 def run_worker(cfg: TuneConfig, worker: int = 0, data=None) -> None:
     """Run `cfg.n_trials` trials (or until the timeout) of the shared study; `worker` offsets the sampler seed."""
     from kit import registry
-    from kit.cv import make_folds
     from kit.tune.objective import objective
 
     if cfg.threads:
@@ -173,11 +173,30 @@ def run_worker(cfg: TuneConfig, worker: int = 0, data=None) -> None:
     if cfg.runs is not None:
         comp = comp.with_cache_dir(Path(cfg.runs) / comp.name / "cache")
     data = data if data is not None else comp.load(cfg.data_dir)
-    folds = make_folds(comp.task, data.y, cfg.n_folds or comp.n_folds, cfg.seed, comp.fold_groups(data))
+    splits = repeated_folds(comp, data, cfg.n_folds or comp.n_folds, cfg.seed, cfg.repeats)
     study = load_study(cfg, comp, worker)
     fail_stale_trials(study)
-    study.optimize(lambda t: objective(t, comp, data, cfg.seed, folds, cfg.fixed),
+    study.optimize(lambda t: objective(t, comp, data, cfg.seed, splits, cfg.fixed),
                    n_trials=cfg.n_trials, timeout=cfg.timeout, catch=())
+
+
+def repeated_folds(comp, data, n_folds: int, seed: int, repeats: int) -> list:
+    """`repeats` fold assignments (seed, seed + 1000, ...): the objective's repeated k-fold, the same in every
+    trial and worker, so trials are compared fold by fold."""
+    from kit.cv import make_folds
+
+    return [make_folds(comp.task, data.y, n_folds, seed + 1000 * r, comp.fold_groups(data)) for r in range(repeats)]
+
+
+def auto_repeats(comp, n_rows: int, declared: int | None) -> int:
+    """Repeats of k-fold for the objective: `--repeats`, else the competition's `tune_repeats`, else 3 under
+    5,000 training rows (one split's CV error there is about the size of the differences a search chases)."""
+    if declared is not None:
+        if declared < 1:
+            raise KitError(f"--repeats must be at least 1 (got {declared})")
+        return declared
+    own = getattr(comp, "tune_repeats", None)
+    return int(own) if own else (3 if n_rows < 5000 else 1)
 
 
 def _die_with_parent(parent: int) -> None:

@@ -1,0 +1,417 @@
+"""Packages a finished run for an offline Kaggle notebook (code competitions): `packages/<comp>/<run>/` holds a
+Kaggle dataset folder (the run's fold models, decoding and record, a wheel of kit + the competition modules, wheels
+of the few libraries Kaggle's image lacks, SHA256SUMS) and a kernel folder (`kernel-metadata.json` and
+`inference.py`, which installs kit from the dataset with pip --no-index and runs `kit.inference.predict_run`).
+Wheels are fetched here, while online; the notebook never reaches for the network and never trains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kit.errors import KitError
+from kit.inference import latest_run, read_run_record
+from kit.spec import Competition
+
+# Libraries inference imports that Kaggle's notebook image lacks. Inference (kit.inference -> kit.predictors,
+# kit.tasks, kit.vision, the competition module) imports torch, fastai (with its own dependencies: torchvision,
+# pillow, matplotlib, fastprogress, fastcore...), numpy, pandas, scikit-learn, scipy, lightgbm and catboost, all
+# in the image, plus `iterstrat` (kit.tasks' MultilabelStratifiedKFold), which is not. optuna, kaggle, py7zr and
+# requests are imported only by tune/download/submit, never by inference, so they are not shipped.
+# Installed with --no-deps: a library listed here whose own requirements the image lacks must list them too.
+NOTEBOOK_EXTRA_WHEELS: tuple[str, ...] = ("iterative-stratification",)
+# What Kaggle's Python image provides (the distributions inference may rely on without shipping them).
+NOTEBOOK_IMAGE: tuple[str, ...] = ("torch", "torchvision", "fastai", "numpy", "pandas", "scikit-learn", "scipy",
+                                   "lightgbm", "catboost", "pillow", "matplotlib")
+NOTEBOOK_PYTHON = "3.11"
+NOTEBOOK_PLATFORM = "manylinux2014_x86_64"
+PLACEHOLDER_OWNER = "USERNAME"
+LICENSE = "CC0-1.0"
+KAGGLE_INPUT = "/kaggle/input"
+KAGGLE_WORKING = "/kaggle/working"
+RUN_FILES = ("decoding.json", "record.json")  # plus the record's models (models/fold-k.pt)
+SUMS_FILE = "SHA256SUMS"
+SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01: wheel timestamps fixed, so an unchanged project hashes the same
+PIP_TIMEOUT_S = 300
+
+
+@dataclass
+class Package:
+    """A written package: its folder, Kaggle ids and sizes."""
+
+    path: Path
+    owner: str
+    owner_source: str
+    dataset_id: str
+    kernel_id: str
+    wheels: list[str] = field(default_factory=list)
+    dataset_bytes: int = 0
+
+    @property
+    def dataset_dir(self) -> Path:
+        """The Kaggle dataset folder."""
+        return self.path / "dataset"
+
+    @property
+    def kernel_dir(self) -> Path:
+        """The Kaggle kernel folder."""
+        return self.path / "kernel"
+
+
+def resolve_run(runs: Path, comp_name: str, run: str | Path | None) -> Path:
+    """The run folder: `run` as a path or a name under runs/<comp>/, else the newest that saved its models."""
+    if run is None:
+        return latest_run(Path(runs), comp_name)
+    path = Path(run)
+    if not path.is_dir():
+        path = Path(runs) / comp_name / str(run)
+    if not (path / "record.json").is_file():
+        raise KitError(f"run {run!r} not found: no {path / 'record.json'}; runs are folders under "
+                       f"{Path(runs) / comp_name}/ (`kit train --comp {comp_name}` makes one)")
+    return path
+
+
+def run_files(comp: Competition, run_dir: Path, record: Mapping[str, Any]) -> list[str]:
+    """The run's files inference needs (relative paths), checked to exist; a KitError when it saved no models."""
+    if record.get("competition", comp.name) != comp.name:
+        raise KitError(f"{run_dir} is a run of {record.get('competition')!r}, not {comp.name!r}")
+    models = (record.get("models") or {}).get("files")
+    if not models:
+        raise KitError(f"{run_dir}: the run saved no fold models (trained before kit kept them, or a blend); "
+                       f"train it again with `kit train --comp {comp.name}`")
+    files = [*RUN_FILES, *models]
+    for rel in files:
+        if Path(rel).is_absolute() or ".." in Path(rel).parts or not (run_dir / rel).is_file():
+            raise KitError(f"{run_dir / rel}: missing; the run folder is incomplete")
+    return files
+
+
+def owner_name(owner: str | None, env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(Kaggle username, where it came from): `owner` when given, else the credentials' user, else a placeholder."""
+    if owner:
+        return _check_slug_part(owner, "--owner"), "--owner"
+    from kit.kaggle.credentials import find_credentials
+    from kit.kaggle.errors import NoCredentials
+
+    try:
+        creds = find_credentials(env)
+    except NoCredentials:
+        return PLACEHOLDER_OWNER, "placeholder (no Kaggle credentials; set --owner)"
+    if not creds.username:  # a bare API token does not say whose it is
+        return PLACEHOLDER_OWNER, f"placeholder ({creds.source} names no user; set --owner)"
+    return _check_slug_part(creds.username, "the Kaggle username"), "Kaggle credentials"
+
+
+def _check_slug_part(value: str, what: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", value):
+        raise KitError(f"{what} {value!r} is not a Kaggle username (letters, digits, '-' and '_')")
+    return value
+
+
+def slugs(comp: Competition, run_name: str) -> tuple[str, str]:
+    """(dataset slug, kernel slug) of a run: kit-<comp>-<run> and <comp>-<run>-inference, lower case."""
+    base = re.sub(r"[^a-z0-9-]+", "-", f"{comp.name}-{run_name}".lower()).strip("-")
+    dataset, kernel = f"kit-{base}", f"{base}-inference"
+    for slug, what in ((dataset, "dataset"), (kernel, "kernel")):
+        if not 6 <= len(slug) <= 50:
+            raise KitError(f"Kaggle {what} slug {slug!r} must be 6-50 characters; rename the run folder")
+    return dataset, kernel
+
+
+def dataset_metadata(comp: Competition, run_name: str, owner: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """Kaggle's dataset-metadata.json for the package's dataset."""
+    slug, _ = slugs(comp, run_name)
+    cv = record.get("cv") or {}
+    score = f"; CV {cv['mean']:.4f} ± {cv['std']:.4f}" if {"mean", "std"} <= set(cv) else ""
+    return {
+        "title": slug[:50],
+        "id": f"{owner}/{slug}",
+        "licenses": [{"name": LICENSE}],
+        "subtitle": f"kit run {run_name} of {comp.name}: fold models, decoding, wheels"[:80],
+        "description": f"Inference files of kit run {run_name} for {comp.slug} (model {record.get('model')}"
+                       f"{score}): the fold models, decoding and record, a wheel of kit with its competition "
+                       "modules and wheels of libraries Kaggle's image lacks. Made by `kit package`.",
+    }
+
+
+def kernel_metadata(comp: Competition, run_name: str, owner: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """Kaggle's kernel-metadata.json: an offline, private script kernel on the competition and the dataset."""
+    dataset, kernel = slugs(comp, run_name)
+    return {
+        "id": f"{owner}/{kernel}",
+        "title": kernel,  # Kaggle derives the kernel's slug from its title: keep them equal
+        "code_file": "inference.py",
+        "language": "python",
+        "kernel_type": "script",
+        "is_private": True,
+        "enable_gpu": (record.get("params") or {}).get("preset") == "gpu",
+        "enable_tpu": False,
+        "enable_internet": False,
+        "dataset_sources": [f"{owner}/{dataset}"],
+        "competition_sources": [comp.slug],
+        "kernel_sources": [],
+        "model_sources": [],
+    }
+
+
+def project_root() -> Path:
+    """The source tree kit runs from (pyproject.toml of project `kit`); a KitError for an installed copy."""
+    root = Path(__file__).resolve().parent.parent
+    pyproject = root / "pyproject.toml"
+    if not (pyproject.is_file() and re.search(r'(?m)^name\s*=\s*"kit"', pyproject.read_text())):
+        raise KitError(f"{root}: not kit's source tree (no pyproject.toml of kit); package from a checkout")
+    return root
+
+
+def _pip(args: Sequence[str], what: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S,
+                              env={**os.environ, **(env or {})})
+    except subprocess.TimeoutExpired:
+        raise KitError(f"{what}: pip took longer than {PIP_TIMEOUT_S} s") from None
+
+
+def _pip_error(proc: subprocess.CompletedProcess) -> str:
+    lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("ERROR:")]
+    return (errors or lines or [f"exit {proc.returncode}"])[-1]
+
+
+def build_project_wheel(dest: Path) -> Path:
+    """A wheel of this project (kit + competitions), built offline from a copy of the source tree."""
+    root = project_root()
+    with tempfile.TemporaryDirectory(prefix="kit-wheel-") as tmp:
+        src = Path(tmp) / "src"
+        src.mkdir()
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy2(root / name, src / name)
+        skip = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
+        for pkg in ("kit", "competitions"):  # a copy: no build/ or egg-info in the checkout, no stale build/lib
+            shutil.copytree(root / pkg, src / pkg, ignore=skip)
+        out = Path(tmp) / "wheel"
+        proc = _pip(["wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w", str(out), str(src)],
+                    "building kit's wheel", {"SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH})
+        wheels = sorted(out.glob("kit-*.whl"))
+        if proc.returncode != 0 or len(wheels) != 1:
+            raise KitError(f"cannot build kit's wheel offline (setuptools installed?): {_pip_error(proc)}")
+        dest.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy2(wheels[0], dest / wheels[0].name))
+
+
+def wheel_cache() -> Path:
+    """Where downloaded dependency wheels are kept between packages ($KIT_WHEEL_CACHE, else ~/.cache/kit/wheels)."""
+    if os.environ.get("KIT_WHEEL_CACHE"):
+        return Path(os.environ["KIT_WHEEL_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kit" / "wheels"
+
+
+def requirement(name: str) -> str:
+    """`name==<the version installed here>` (what training used), or `name` when it is not installed."""
+    try:
+        return f"{name}=={importlib.metadata.version(name)}"
+    except importlib.metadata.PackageNotFoundError:
+        return name
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def fetch_wheel(req: str, dest: Path, cache: Path | None = None) -> Path:
+    """The wheel of requirement `req` for Kaggle's notebook (CPython 3.11, manylinux x86_64) in `dest`: from the
+    cache, else downloaded from the index (online, now: never at notebook run time)."""
+    cache = wheel_cache() if cache is None else cache
+    name, _, version = req.partition("==")
+    found = sorted(cache.glob(f"{_norm(name)}-{version}-*.whl")) if version else []
+    if not found:
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".download-", dir=cache) as tmp:
+            proc = _pip(["download", "--no-deps", "--only-binary=:all:", "--python-version", NOTEBOOK_PYTHON,
+                         "--platform", NOTEBOOK_PLATFORM, "--retries", "2", "--timeout", "30", "-q", "-d", tmp, req],
+                        f"downloading {req}")
+            got = sorted(Path(tmp).glob("*.whl"))
+            if proc.returncode != 0 or len(got) != 1:
+                raise KitError(f"dependency {name}: no wheel of {req} for CPython {NOTEBOOK_PYTHON} on "
+                               f"{NOTEBOOK_PLATFORM} could be downloaded (pip: {_pip_error(proc)})")
+            found = [Path(shutil.move(got[0], cache / got[0].name))]
+    dest.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy2(found[-1], dest / found[-1].name))
+
+
+def sha256sums(folder: Path) -> str:
+    """`sha256sum`-format lines of every file under `folder` (sorted; SHA256SUMS and dataset-metadata.json left
+    out: the first is this list, the second is metadata, not an uploaded file)."""
+    lines = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        if rel in (SUMS_FILE, "dataset-metadata.json"):
+            continue
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        lines.append(f"{h.hexdigest()}  {rel}\n")
+    return "".join(lines)
+
+
+INFERENCE_TEMPLATE = '''\
+"""Offline Kaggle notebook for kit run {run} of {comp}: installs kit from the attached dataset (pip --no-index:
+no network), predicts the competition's test set with the run's fold models, validates the result against the
+sample submission and writes submission.csv. No training code runs here. Generated by `kit package`.
+
+Paths can be overridden for a local rehearsal: KIT_INPUT (competition files), KIT_MODELS (the dataset folder),
+KIT_WHEELS (where the wheels are, default KIT_MODELS), KIT_WORKING (output folder), KIT_TARGET (install into this
+folder with pip --target instead of the environment), KIT_THREADS (torch CPU threads).
+"""
+
+import importlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+COMPETITION = {comp!r}
+RUN = {run!r}
+REQUIREMENTS = {requirements!r}
+INPUT = Path(os.environ.get("KIT_INPUT", {input!r}))
+MODELS = Path(os.environ.get("KIT_MODELS", {models!r}))
+WHEELS = Path(os.environ.get("KIT_WHEELS", str(MODELS)))
+WORKING = Path(os.environ.get("KIT_WORKING", {working!r}))
+TARGET = os.environ.get("KIT_TARGET")
+
+
+def install() -> None:
+    """Install kit and the extra libraries from the dataset's wheels only (--no-index, --no-deps)."""
+    cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--find-links", str(WHEELS),
+           "--disable-pip-version-check", "--quiet"]
+    if TARGET:
+        cmd += ["--target", TARGET, "--upgrade"]
+    proc = subprocess.run(cmd + REQUIREMENTS, capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = ([ln for ln in proc.stderr.splitlines() if ln.strip()] or ["exit " + str(proc.returncode)])[-1]
+        sys.exit(f"error: cannot install {{' '.join(REQUIREMENTS)}} from {{WHEELS}}: {{last}}")
+    if TARGET:
+        sys.path.insert(0, TARGET)
+    importlib.invalidate_caches()
+
+
+def main() -> int:
+    """Install, predict, validate, write submission.csv; errors are one line."""
+    start = time.time()
+    install()
+    import kit
+    from kit import registry
+    from kit.errors import KitError
+    from kit.inference import predict_run
+    from kit.io import atomic_write_csv
+    from kit.submission import validate_submission
+
+    print(f"kit {{kit.__version__}} from {{Path(kit.__file__).parent}}", flush=True)
+    try:
+        comp = registry.get(COMPETITION)
+        threads = int(os.environ.get("KIT_THREADS") or 0) or comp.threads
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        pred = predict_run(comp, MODELS, INPUT)
+        validate_submission(comp, pred.submission, pred.data.sample, pred.data.classes)
+        WORKING.mkdir(parents=True, exist_ok=True)
+        out = atomic_write_csv(WORKING / "submission.csv", pred.submission)
+    except KitError as e:
+        print(f"error: {{e}}", file=sys.stderr)
+        return e.exit_code
+    n = len(pred.record["models"]["files"])
+    print(f"{{len(pred.submission)}} rows predicted by the {{n}} fold model(s) of run {{RUN}} "
+          f"in {{time.time() - start:.1f}} s", flush=True)
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+
+def inference_script(comp: Competition, run_name: str, dataset_slug: str, requirements: Sequence[str]) -> str:
+    """The kernel's inference.py for this run and dataset."""
+    return INFERENCE_TEMPLATE.format(
+        comp=comp.name, run=run_name, requirements=list(requirements), input=f"{KAGGLE_INPUT}/{comp.slug}",
+        models=f"{KAGGLE_INPUT}/{dataset_slug}", working=KAGGLE_WORKING,
+    )
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def build_package(
+    comp: Competition,
+    run_dir: Path,
+    out_root: Path = Path("packages"),
+    owner: str | None = None,
+    extra_wheels: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Package:
+    """Write `<out_root>/<comp>/<run>/` (dataset/ + kernel/) atomically: built in a temp folder beside it, then
+    renamed into place; on any failure nothing is left behind."""
+    run_dir = Path(run_dir)
+    record = read_run_record(run_dir)
+    files = run_files(comp, run_dir, record)
+    run_name = run_dir.resolve().name
+    dataset_slug, _ = slugs(comp, run_name)
+    owner, source = owner_name(owner, env)
+    extras = NOTEBOOK_EXTRA_WHEELS if extra_wheels is None else tuple(extra_wheels)
+    final = Path(out_root) / comp.name / run_name
+    made_parent = not final.parent.exists()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{run_name}.", suffix=".tmp", dir=final.parent))
+    try:
+        ds, kn = tmp / "dataset", tmp / "kernel"
+        ds.mkdir()
+        kn.mkdir()
+        for rel in files:
+            (ds / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(run_dir / rel, ds / rel)
+        wheels = [build_project_wheel(ds)]
+        reqs = [requirement("kit")]
+        for name in extras:
+            req = requirement(name)
+            wheels.append(fetch_wheel(req, ds))
+            reqs.append(req)
+        _write_json(ds / "dataset-metadata.json", dataset_metadata(comp, run_name, owner, record))
+        (ds / SUMS_FILE).write_text(sha256sums(ds))
+        _write_json(kn / "kernel-metadata.json", kernel_metadata(comp, run_name, owner, record))
+        (kn / "inference.py").write_text(inference_script(comp, run_name, dataset_slug, reqs))
+        size = sum(p.stat().st_size for p in ds.rglob("*") if p.is_file())
+        if final.exists():  # a re-package: swap the old one out, the new one in, then drop the old
+            old = Path(tempfile.mkdtemp(prefix=f".{run_name}.", suffix=".old", dir=final.parent))
+            os.replace(final, old / run_name)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if made_parent:
+            with contextlib.suppress(OSError):
+                final.parent.rmdir()  # only when empty
+        raise
+    meta = json.loads((final / "kernel" / "kernel-metadata.json").read_text())
+    return Package(final, owner, source, f"{owner}/{dataset_slug}", meta["id"], [w.name for w in wheels], size)
+
