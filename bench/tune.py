@@ -29,7 +29,7 @@ def search(data_dir: Path, pruner: str, trials: int, seed: int, work: Path) -> d
     """One `kit tune` search (no refit) in its own SQLite storage: wall time, best CV, trial states."""
     start = time.perf_counter()
     rc = tune_main(["--comp", "titanic", "--data-dir", str(data_dir), "--n-trials", str(trials), "--seed", str(seed),
-                    "--pruner", pruner, "--study", pruner, "--runs", str(work / pruner), "--no-refit",
+                    "--pruner", pruner, "--study", pruner, "--runs", str(work / pruner), "--no-refit", "--repeats", "1",
                     "--threads", "1"])
     seconds = time.perf_counter() - start
     if rc != 0:
