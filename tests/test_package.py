@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -20,6 +22,9 @@ from kit.errors import KitError
 from kit.run import train_and_submit
 
 SECRET = "SECRET-KEY-never-shown-123"
+# imported by image libraries only when present, inside try/except ImportError (joblib's loky: psutil; urllib3:
+# brotli, zstd), so not needed in the notebook
+OPTIONAL_IMPORTS = {"psutil", "brotli", "brotlicffi", "backports-zstd", "zstandard"}
 
 # runs the kernel's script as Kaggle would (as __main__), then lists the distributions it imported
 WRAPPER = """
@@ -80,7 +85,7 @@ def _allowed_distributions() -> set[str]:
 
     from packaging.requirements import Requirement
 
-    norm = lambda n: n.lower().replace("_", "-")
+    norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
     seen: set[str] = set()
     todo = [norm(n) for n in package.NOTEBOOK_IMAGE]
     while todo:
@@ -95,7 +100,7 @@ def _allowed_distributions() -> set[str]:
         for r in map(Requirement, reqs):
             if r.marker is None or r.marker.evaluate({"extra": ""}):
                 todo.append(norm(r.name))
-    return seen | {norm(n) for n in package.NOTEBOOK_EXTRA_WHEELS} | {"kit"}
+    return seen | {norm(n) for n in package.NOTEBOOK_EXTRA_WHEELS} | {"kit"} | OPTIONAL_IMPORTS
 
 
 def test_package_metadata_and_offline_notebook_rebuilds_the_submission(titanic_dir, workdir, kaggle_user, capsys,
@@ -143,7 +148,7 @@ def test_package_metadata_and_offline_notebook_rebuilds_the_submission(titanic_d
     assert (prefix / "kit-0.1.0.dist-info").is_dir()
     assert (working / "submission.csv").read_bytes() == r.submission.read_bytes()
     # inference imported nothing beyond Kaggle's image, the shipped extras and kit
-    extra = set(json.loads(imported.read_text())) - _allowed_distributions()
+    extra = {re.sub(r"[-_.]+", "-", d).lower() for d in json.loads(imported.read_text())} - _allowed_distributions()
     assert not extra, f"inference imports {sorted(extra)}: not in Kaggle's image nor NOTEBOOK_EXTRA_WHEELS"
 
 
@@ -181,5 +186,7 @@ def test_bad_input_is_one_line_and_leaves_nothing(titanic_dir, workdir, kaggle_u
     rec = json.loads((r.run_dir / "record.json").read_text())
     (r.run_dir / "record.json").write_text(json.dumps({**rec, "models": None}))
     fails(["--run", r.run_dir.name], "saved no fold models")
+    fails([], "saved no fold models")  # the newest run folder with models/ is this one
+    shutil.rmtree(r.run_dir / "models")
     fails([], "no run with saved models")
     assert not Path("packages").exists() or not any(Path("packages").rglob("*"))
