@@ -20,7 +20,7 @@ BENCH_DATA ?= ../shared/data/titanic
 COMP ?= titanic
 ARGS ?=
 
-.PHONY: help setup test lint check-readme titanic bench-titanic bench-contract clean download submit demo tune test-distributed bench-tune
+.PHONY: help setup test lint check-readme titanic bench-titanic bench-contract clean download submit demo tune test-distributed bench-tune bench-tune-nested
 .PHONY: planet planet-demo bench-planet bench-vision digits digits-demo keypoints keypoints-demo
 
 help:
@@ -33,6 +33,7 @@ help:
 	@echo "make bench-contract       template-only competitions (wine, diabetes, breast cancer) vs scikit-learn (ARGS='--set epochs=40 --only wine')"
 	@echo "make tune COMP=name       Optuna search, refit, thresholds, submission (ARGS='--n-trials 50 --storage URL')"
 	@echo "make test-distributed     2 tune workers on one study in a throwaway PostgreSQL server"
+	@echo "make bench-tune-nested    is tuning worth it? defaults vs tuned on held-out outer folds of Titanic"
 	@echo "make bench-tune           pruning vs none on Titanic; per-class threshold search vs a naive grid"
 	@echo "make download COMP=name   download the competition's files from Kaggle into data/<name>/"
 	@echo "make submit COMP=name     submit the newest submissions/<name>/*.csv to Kaggle (ARGS='--wait -m msg')"
@@ -92,6 +93,9 @@ tune: setup
 
 test-distributed: setup
 	scripts/test_distributed.sh
+
+bench-tune-nested: setup
+	$(BIN)/python bench/tune_nested.py --data-dir $(BENCH_DATA) $(ARGS)
 
 bench-tune: setup
 	$(BIN)/python bench/tune.py --data-dir $(BENCH_DATA) $(ARGS)
