@@ -197,20 +197,25 @@ class Section:
     errors: list[str] = field(default_factory=list)
 
 
-def bench_digits(a: argparse.Namespace, work: Path) -> Section:
-    sec = Section()
-    tag = "digits"
-    comp = registry.get("digit-recognizer")
-    synth = importlib.import_module("competitions.digit-recognizer.synthetic")
-    data_dir, solution = work / "digit-recognizer", work / "digit-recognizer-solution.csv"
+def prepare(name: str, a: argparse.Namespace, work: Path) -> tuple:
+    """Generate the competition's data (with its solution), load it, resolve kit's params and the folds."""
+    comp = registry.get(name)
+    synth = importlib.import_module(f"competitions.{name}.synthetic")
+    data_dir, solution = work / name, work / f"{name}-solution.csv"
     t = time.perf_counter()
     synth.generate(data_dir, seed=a.seed, solution_path=solution)
     gen_s = time.perf_counter() - t
     t = time.perf_counter()
     data = comp.load(data_dir)
     load_s = time.perf_counter() - t
-    params = kit_params(comp, a.preset, a.overrides)
     folds = make_folds(comp.task, data.y, a.folds, a.seed)
+    return comp, data, solution, kit_params(comp, a.preset, a.overrides), folds, gen_s, load_s
+
+
+def bench_digits(a: argparse.Namespace, work: Path) -> Section:
+    sec = Section()
+    tag = "digits"
+    comp, data, solution, params, folds, gen_s, load_s = prepare("digit-recognizer", a, work)
     n_folds = int(folds.max()) + 1
     truth = pd.read_csv(solution).set_index("ImageId").loc[data.test[comp.id_col], "Label"].to_numpy()
     print(f"[{tag}] {len(data.y)} train / {len(data.test)} test images (generated in {gen_s:.1f} s, loaded in "
@@ -324,17 +329,7 @@ def keypoint_baselines(y: np.ndarray, x: np.ndarray, tr: np.ndarray, pred_rows: 
 def bench_keypoints(a: argparse.Namespace, work: Path) -> Section:
     sec = Section()
     tag = "keypoints"
-    comp = registry.get("facial-keypoints")
-    synth = importlib.import_module("competitions.facial-keypoints.synthetic")
-    data_dir, solution = work / "facial-keypoints", work / "facial-keypoints-solution.csv"
-    t = time.perf_counter()
-    synth.generate(data_dir, seed=a.seed, solution_path=solution)
-    gen_s = time.perf_counter() - t
-    t = time.perf_counter()
-    data = comp.load(data_dir)
-    load_s = time.perf_counter() - t
-    params = kit_params(comp, a.preset, a.overrides)
-    folds = make_folds(comp.task, data.y, a.folds, a.seed)
+    comp, data, solution, params, folds, gen_s, load_s = prepare("facial-keypoints", a, work)
     n_folds = int(folds.max()) + 1
     sol = pd.read_csv(solution)
     lookup = data.extra["lookup"]

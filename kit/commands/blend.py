@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from kit.commands import args as cargs
+from kit.commands.output import print_run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,10 +59,7 @@ def _main(argv: Sequence[str] | None) -> int:
               "chosen without it)")
     if "coefficients" in b.detail:
         print(f"stack: {b.detail['stacker']} fit on each fold's other folds (CV out-of-fold), then on all OOF rows")
-    print(f"CV {result.cv.summary()} ({args.method} blend of {len(result.inputs)} runs)")
-    print(f"OOF {comp.metric}: {result.decoder.summary()}")
-    print(f"run folder: {result.run_dir}")
-    print(result.submission)
+    print_run(comp, result, f" ({args.method} blend of {len(result.inputs)} runs)")
     return 0
 
 

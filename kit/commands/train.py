@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kit.commands import args as cargs
+from kit.commands.output import print_run
 from kit.errors import KitError
 
 
@@ -69,10 +70,7 @@ def _main(argv: Sequence[str] | None) -> int:
         comp, cargs.data_dir(args, comp.name), params, seed=args.seed, n_folds=args.folds, out=args.out,
         runs=args.runs, progress=not args.quiet and sys.stdout.isatty(),
     )
-    print(f"CV {result.cv.summary()}")
-    print(f"OOF {comp.metric}: {result.decoder.summary()}")
-    print(f"run folder: {result.run_dir}")
-    print(result.submission)
+    print_run(comp, result)
     return 0
 
 
