@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "sandbox": "kit.commands.sandbox",
     "blend": "kit.commands.blend",
     "board": "kit.commands.board",
+    "kernel": "kit.commands.kernel",
 }
 
 
