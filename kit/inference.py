@@ -58,16 +58,23 @@ def competition_for_run(comp: Competition, record: dict[str, Any]) -> Competitio
     return comp.with_model(model) if model in families and getattr(comp, "model_family", None) else comp
 
 
-def predict_run(comp: Competition, run_dir: Path, data_dir: Path) -> Prediction:
-    """The mean of the run's fold models' predictions on `data_dir`'s test rows, decoded as the run decoded."""
-    run_dir = Path(run_dir)
-    record = read_run_record(run_dir)
+def saved_models(comp: Competition, run_dir: Path, record: dict[str, Any]) -> list[str]:
+    """The fold model files (relative paths) a run of `comp` saved; a KitError for another competition's run or
+    a run that saved none."""
     if record.get("competition", comp.name) != comp.name:
         raise KitError(f"{run_dir} is a run of {record.get('competition')!r}, not {comp.name!r}")
     models = (record.get("models") or {}).get("files")
     if not models:
         raise KitError(f"{run_dir}: the run saved no fold models (trained before kit kept them, or a blend); "
                        f"train it again with `kit train --comp {comp.name}`")
+    return list(models)
+
+
+def predict_run(comp: Competition, run_dir: Path, data_dir: Path) -> Prediction:
+    """The mean of the run's fold models' predictions on `data_dir`'s test rows, decoded as the run decoded."""
+    run_dir = Path(run_dir)
+    record = read_run_record(run_dir)
+    models = saved_models(comp, run_dir, record)
     comp = competition_for_run(comp, record)
     data = comp.load(Path(data_dir))
     preds = []

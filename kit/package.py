@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kit.errors import KitError
-from kit.inference import latest_run, read_run_record
+from kit.inference import latest_run, read_run_record, saved_models
 from kit.spec import Competition
 
 # Libraries inference imports that Kaggle's notebook image lacks. Inference (kit.inference -> kit.predictors,
@@ -86,13 +86,7 @@ def resolve_run(runs: Path, comp_name: str, run: str | Path | None) -> Path:
 
 def run_files(comp: Competition, run_dir: Path, record: Mapping[str, Any]) -> list[str]:
     """The run's files inference needs (relative paths), checked to exist; a KitError when it saved no models."""
-    if record.get("competition", comp.name) != comp.name:
-        raise KitError(f"{run_dir} is a run of {record.get('competition')!r}, not {comp.name!r}")
-    models = (record.get("models") or {}).get("files")
-    if not models:
-        raise KitError(f"{run_dir}: the run saved no fold models (trained before kit kept them, or a blend); "
-                       f"train it again with `kit train --comp {comp.name}`")
-    files = [*RUN_FILES, *models]
+    files = [*RUN_FILES, *saved_models(comp, run_dir, dict(record))]
     for rel in files:
         if Path(rel).is_absolute() or ".." in Path(rel).parts or not (run_dir / rel).is_file():
             raise KitError(f"{run_dir / rel}: missing; the run folder is incomplete")

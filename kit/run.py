@@ -116,13 +116,14 @@ def train_and_submit(
     comp = under_runs(comp, runs).for_params(params)
     comp.check_params(params)
     data = data if data is not None else comp.load(Path(data_dir))
+    commit = git_commit()
+    inputs = {k: sha256_file(p) for k, p in sorted(data.files.items()) if Path(p).is_file()}
     checkpoint = None
     if cv is None:
         folds = make_folds(comp.task, data.y, n_folds or comp.n_folds, seed, comp.fold_groups(data))
         checkpoint = FoldCheckpoint.for_config(runs, comp.name, {
             "model": comp.describe_model(params), "params": params, "seed": seed,
-            "folds": hashlib.sha256(folds.tobytes()).hexdigest(), "code": git_commit(),
-            "inputs": {k: sha256_file(p) for k, p in sorted(data.files.items()) if Path(p).is_file()}})
+            "folds": hashlib.sha256(folds.tobytes()).hexdigest(), "code": commit, "inputs": inputs})
         cv = cross_validate(comp, data, params, seed, folds=folds, progress=progress, checkpoint=checkpoint,
                             keep_predictors=True)
     if not np.isfinite(cv.test).all():
@@ -150,8 +151,8 @@ def train_and_submit(
         "decoding": decoder.to_json(),
         "params": params,
         "seed": seed,
-        "git_commit": git_commit(),
-        "inputs_sha256": {k: sha256_file(p) for k, p in sorted(data.files.items()) if Path(p).is_file()},
+        "git_commit": commit,
+        "inputs_sha256": inputs,
         "run_dir": str(run_dir),
         "models": models_record(comp, cv, run_dir),
         "versions": {"python": platform.python_version(), "torch": torch.__version__,

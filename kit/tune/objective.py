@@ -155,15 +155,20 @@ def objective(
     return float(np.mean(scores))
 
 
-def default_trial(comp: Competition, fixed: dict[str, Any]) -> dict[str, Any]:
-    """The competition's default parameters as values of the searched distributions (the ones a distribution
-    can hold), for the study's first trial: the baseline a tuned result must beat."""
+def _probe_trial() -> optuna.Trial:
+    """A trial of a throwaway in-memory study (Optuna's creation log line kept quiet), to read a search space."""
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+        return optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
     finally:
         optuna.logging.set_verbosity(verbosity)
+
+
+def default_trial(comp: Competition, fixed: dict[str, Any]) -> dict[str, Any]:
+    """The competition's default parameters as values of the searched distributions (the ones a distribution
+    can hold), for the study's first trial: the baseline a tuned result must beat."""
+    trial = _probe_trial()
     comp.search_space(FixedParams(trial, fixed))
     defaults = comp.params(dict(fixed))
     out = {}
@@ -188,12 +193,7 @@ def paired_gain(best: list[float], base: list[float], greater_is_better: bool) -
 
 def probe_search_space(comp: Competition, fixed: dict[str, Any]) -> None:
     """Sample the search space in memory and check its bounds with the competition, before touching the study."""
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
-    finally:
-        optuna.logging.set_verbosity(verbosity)
+    trial = _probe_trial()
     params = {**comp.search_space(FixedParams(trial, fixed)), **fixed}
     comp.params(params)
     for name, dist in trial.distributions.items():
