@@ -298,3 +298,12 @@ def test_small_data_tunes_on_repeated_folds_starting_from_the_defaults(titanic_d
     assert all(len(t.user_attrs["fold_scores"]) == 6 for t in study.trials)  # 160 rows: 3 x 2-fold
     assert "standard error over 6 folds = 3 split(s) x 2" in err
     assert "defaults" in out and "±" in out
+
+
+def test_only_worker_zero_queues_the_defaults(titanic_dir, workdir, capsys):
+    """Machines started together on one study must not each queue (and run) the defaults trial."""
+    rc = main(["--comp", "titanic", "--data-dir", str(titanic_dir), "--n-trials", "1", "--folds", "2",
+               "--set", "epochs=2", "--no-refit", "--worker", "1", "--repeats", "1"])
+    assert rc == 0, capsys.readouterr().err
+    study = optuna.load_study(study_name="titanic", storage="sqlite:///runs/titanic/optuna.db")
+    assert len(study.trials) == 1 and not study.trials[0].user_attrs.get("defaults")

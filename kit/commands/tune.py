@@ -187,9 +187,11 @@ def _main(argv: Sequence[str] | None) -> int:
     settings = study_settings(cfg, comp, data)
     study = load_study(cfg, comp, create=True)
     check_settings(study, settings, cfg.storage)
-    if not any(t.user_attrs.get("defaults") for t in study.get_trials(deepcopy=False)):
-        # the first trial runs the defaults: the refit keeps them unless a trial beats them by more than its SE
-        study.enqueue_trial(default_trial(comp, fixed), user_attrs={"defaults": True})
+    if args.worker == 0 and not any(t.user_attrs.get("defaults") for t in study.get_trials(deepcopy=False)):
+        # the first trial runs the defaults: the refit keeps them unless a trial beats them by more than its SE.
+        # Only worker 0 queues it: machines started together on one study would otherwise each queue (and run)
+        # the defaults; skip_if_exists covers a second worker-0 process racing this one.
+        study.enqueue_trial(default_trial(comp, fixed), user_attrs={"defaults": True}, skip_if_exists=True)
     log.info("study %s in %s: %d trial(s) so far", cfg.study, masked(cfg.storage), len(study.trials))
     run_workers(cfg, args.n_jobs, args.worker, data)
     refit_and_report(cfg, comp, study, args, data)
