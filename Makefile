@@ -20,7 +20,7 @@ BENCH_DATA ?= ../shared/data/titanic
 COMP ?= titanic
 ARGS ?=
 
-.PHONY: help setup test lint check-readme titanic bench-titanic bench-contract clean download submit demo tune test-distributed bench-tune bench-tune-nested
+.PHONY: help setup test lint check-readme titanic bench-titanic bench-contract clean download submit demo demo-code tune test-distributed bench-tune bench-tune-nested
 .PHONY: planet planet-demo bench-planet bench-vision digits digits-demo keypoints keypoints-demo
 
 help:
@@ -38,6 +38,7 @@ help:
 	@echo "make download COMP=name   download the competition's files from Kaggle into data/<name>/"
 	@echo "make submit COMP=name     submit the newest submissions/<name>/*.csv to Kaggle (ARGS='--wait -m msg')"
 	@echo "make demo                 everything offline: local Kaggle sandbox, download, train, submit, score"
+	@echo "make demo-code [COMP=name] code competition offline: train, package, push dataset + kernel, the sandbox runs it with no network, submit by version"
 	@echo "make planet [DATA=dir] [PRESET=cpu|gpu]  Planet CNN, 5-fold CV, per-class thresholds, submission"
 	@echo "make planet-demo          generate Planet-format tiles, train the cpu preset, print held-out F2"
 	@echo "make bench-planet         Planet cpu preset on 4,000/1,500 generated tiles -> bench/results/planet.md"
@@ -87,6 +88,9 @@ submit: setup
 
 demo: setup
 	$(BIN)/python -m kit.sandbox.demo $(ARGS)
+
+demo-code: setup
+	$(BIN)/python -m kit.sandbox.demo --code --comp $(COMP) $(ARGS)
 
 tune: setup
 	$(BIN)/kit tune --comp $(COMP) $(ARGS)

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +23,8 @@ from typing import Any
 from kit.errors import KitError
 from kit.spec import Competition
 
-COMPLETE, ERROR, TIMEOUT, NO_SUBMISSION, INVALID = (
-    "complete", "error", "timeout", "no submission", "invalid submission")
+COMPLETE, ERROR, TIMEOUT, NO_SUBMISSION, INVALID, CANCELLED = (
+    "complete", "error", "timeout", "no submission", "invalid submission", "cancelled")
 DEFAULT_TIMEOUT_S = 9 * 3600  # Kaggle's notebook limit
 DEFAULT_MEMORY_MB = 30 * 1024  # Kaggle's CPU notebook RAM
 LOG_FILE = "kernel.log"
@@ -97,29 +98,36 @@ def _last_line(log: Path) -> str:
     return lines[-1] if lines else "no output"
 
 
-def layout(work_dir: Path, data_dir: Path, dataset_dir: Path, comp_slug: str, dataset_slug: str) -> dict[str, Path]:
-    """Kaggle's folders under `work_dir/kaggle`: input/<slugs> linked to the data and the dataset, working/ fresh."""
+def layout(work_dir: Path, data_dir: Path, datasets: dict[str, Path], comp_slug: str) -> dict[str, Path]:
+    """Kaggle's folders under `work_dir/kaggle`: input/<slug> linked to the competition's files and to each dataset
+    (by its slug), working/ fresh."""
     root = Path(work_dir) / "kaggle"
     inp, working = root / "input", root / "working"
     if working.exists():
         shutil.rmtree(working)
     inp.mkdir(parents=True, exist_ok=True)
     working.mkdir(parents=True)
-    links = {comp_slug: Path(data_dir).resolve(), dataset_slug: Path(dataset_dir).resolve()}
+    links = {comp_slug: Path(data_dir).resolve(), **{s: Path(d).resolve() for s, d in datasets.items()}}
     for slug, target in links.items():
         link = inp / slug
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(target, target_is_directory=True)
-    return {"input": inp / comp_slug, "models": inp / dataset_slug, "working": working,
-            "target": root / "lib"}
+    paths = {"input": inp / comp_slug, "working": working, "target": root / "lib"}
+    if datasets:
+        paths["models"] = inp / next(iter(datasets))
+    return paths
 
 
-def run_kernel(kernel_dir: Path, competition_data_dir: Path, dataset_dir: Path,
+def run_kernel(kernel_dir: Path, competition_data_dir: Path, dataset_dir: Path | None,
                timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB,
-               work_dir: Path | None = None) -> KernelResult:
-    """Run the kernel's code_file offline with Kaggle's layout and caps, then check its submission.csv."""
-    kernel_dir, data_dir, dataset_dir = Path(kernel_dir), Path(competition_data_dir), Path(dataset_dir)
+               work_dir: Path | None = None, stop: threading.Event | None = None) -> KernelResult:
+    """Run the kernel's code_file offline with Kaggle's layout and caps, then check its submission.csv.
+
+    `dataset_dir` is mounted as the kernel's first dataset source (None: a kernel without one); setting `stop`
+    kills the run (status cancelled), for a server shutting down.
+    """
+    kernel_dir, data_dir = Path(kernel_dir), Path(competition_data_dir)
     meta = read_metadata(kernel_dir)
     comps = meta.get("competition_sources") or []
     if not comps:
@@ -127,31 +135,40 @@ def run_kernel(kernel_dir: Path, competition_data_dir: Path, dataset_dir: Path,
     comp = competition_for(comps[0])
     if not data_dir.is_dir():
         raise KitError(f"{data_dir}: no such folder (the competition's files)")
-    if not dataset_dir.is_dir():
-        raise KitError(f"{dataset_dir}: no such folder (the kernel's dataset)")
-    dataset_slug = ((meta.get("dataset_sources") or ["dataset"])[0]).split("/")[-1]
+    datasets: dict[str, Path] = {}
+    if dataset_dir is not None:
+        if not Path(dataset_dir).is_dir():
+            raise KitError(f"{dataset_dir}: no such folder (the kernel's dataset)")
+        datasets[((meta.get("dataset_sources") or ["dataset"])[0]).split("/")[-1]] = Path(dataset_dir)
     if timeout_s <= 0 or memory_mb <= 0:
         raise KitError(f"timeout ({timeout_s} s) and memory cap ({memory_mb} MB) must be positive")
     prefix = network_isolation_command()
     work_dir = (Path(work_dir) if work_dir is not None else kernel_dir.parent / "kernel-run").resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
-    paths = layout(work_dir, data_dir, dataset_dir, comp.slug, dataset_slug)
+    paths = layout(work_dir, data_dir, datasets, comp.slug)
     if paths["target"].exists():
         shutil.rmtree(paths["target"])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIT_", "PYTHON", "PIP_"))}
-    env.update(KIT_INPUT=str(paths["input"]), KIT_MODELS=str(paths["models"]), KIT_WORKING=str(paths["working"]),
+    env.update(KIT_INPUT=str(paths["input"]), KIT_WORKING=str(paths["working"]),
                KIT_TARGET=str(paths["target"]), PIP_NO_INDEX="1", PYTHONUNBUFFERED="1")
+    if "models" in paths:
+        env["KIT_MODELS"] = str(paths["models"])
     script = (kernel_dir / meta["code_file"]).resolve()
     log_path = work_dir / LOG_FILE
     start = time.monotonic()
+    code: int | None = None
+    cancelled = False
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([*prefix, sys.executable, str(script)], cwd=paths["working"], env=env,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, preexec_fn=lambda: _limit_memory(memory_mb))
         try:
-            code = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            code = None
+            deadline = start + timeout_s
+            while code is None and time.monotonic() < deadline and not cancelled:
+                try:
+                    code = proc.wait(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
+                except subprocess.TimeoutExpired:
+                    cancelled = stop is not None and stop.is_set()
         finally:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)  # the whole group: pip and any child left behind
@@ -159,6 +176,8 @@ def run_kernel(kernel_dir: Path, competition_data_dir: Path, dataset_dir: Path,
                 pass
             proc.wait()
     seconds = time.monotonic() - start
+    if cancelled:
+        return KernelResult(CANCELLED, seconds, log_path, None, "cancelled (the server stopped)")
     if code is None:
         return KernelResult(TIMEOUT, seconds, log_path, None, f"killed after the {timeout_s:g} s runtime cap")
     if code != 0:

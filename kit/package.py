@@ -8,7 +8,6 @@ Wheels are fetched here, while online; the notebook never reaches for the networ
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -24,6 +23,7 @@ from typing import Any
 
 from kit.errors import KitError
 from kit.inference import latest_run, read_run_record, saved_models
+from kit.kaggle.datasets import METADATA_FILE, SUMS_FILE, content_tag, sha256sums
 from kit.spec import Competition
 
 # Libraries inference imports that Kaggle's notebook image lacks. Inference (kit.inference -> kit.predictors,
@@ -43,7 +43,6 @@ LICENSE = "CC0-1.0"
 KAGGLE_INPUT = "/kaggle/input"
 KAGGLE_WORKING = "/kaggle/working"
 RUN_FILES = ("decoding.json", "record.json")  # plus the record's models (models/fold-k.pt)
-SUMS_FILE = "SHA256SUMS"
 SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01: wheel timestamps fixed, so an unchanged project hashes the same
 PIP_TIMEOUT_S = 300
 
@@ -125,8 +124,10 @@ def slugs(comp: Competition, run_name: str) -> tuple[str, str]:
     return dataset, kernel
 
 
-def dataset_metadata(comp: Competition, run_name: str, owner: str, record: Mapping[str, Any]) -> dict[str, Any]:
-    """Kaggle's dataset-metadata.json for the package's dataset."""
+def dataset_metadata(comp: Competition, run_name: str, owner: str, record: Mapping[str, Any],
+                     sums: str) -> dict[str, Any]:
+    """Kaggle's dataset-metadata.json for the package's dataset; its description ends with the content's hash
+    (`sums`: the SHA256SUMS text), which `kit kernel push` compares to skip an unchanged upload."""
     slug, _ = slugs(comp, run_name)
     cv = record.get("cv") or {}
     score = f"; CV {cv['mean']:.4f} ± {cv['std']:.4f}" if {"mean", "std"} <= set(cv) else ""
@@ -137,7 +138,8 @@ def dataset_metadata(comp: Competition, run_name: str, owner: str, record: Mappi
         "subtitle": f"kit run {run_name} of {comp.name}: fold models, decoding, wheels"[:80],
         "description": f"Inference files of kit run {run_name} for {comp.slug} (model {record.get('model')}"
                        f"{score}): the fold models, decoding and record, a wheel of kit with its competition "
-                       "modules and wheels of libraries Kaggle's image lacks. Made by `kit package`.",
+                       "modules and wheels of libraries Kaggle's image lacks. Made by `kit package`.\n\n"
+                       + content_tag(sums),
     }
 
 
@@ -246,22 +248,6 @@ def fetch_wheel(req: str, dest: Path, cache: Path | None = None) -> Path:
     return Path(shutil.copy2(found[-1], dest / found[-1].name))
 
 
-def sha256sums(folder: Path) -> str:
-    """`sha256sum`-format lines of every file under `folder` (sorted; SHA256SUMS and dataset-metadata.json left
-    out: the first is this list, the second is metadata, not an uploaded file)."""
-    lines = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = path.relative_to(folder).as_posix()
-        if rel in (SUMS_FILE, "dataset-metadata.json"):
-            continue
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        lines.append(f"{h.hexdigest()}  {rel}\n")
-    return "".join(lines)
-
-
 INFERENCE_TEMPLATE = '''\
 """Offline Kaggle notebook for kit run {run} of {comp}: installs kit from the attached dataset (pip --no-index:
 no network), predicts the competition's test set with the run's fold models, validates the result against the
@@ -304,6 +290,22 @@ def install() -> None:
     importlib.invalidate_caches()
 
 
+def run_folder() -> Path:
+    """The dataset folder; or, where Kaggle kept the uploaded models.zip as a file, a copy with it extracted."""
+    if (MODELS / "models").is_dir() or not (MODELS / "models.zip").is_file():
+        return MODELS
+    import shutil
+    import tempfile
+    import zipfile
+
+    run = Path(tempfile.mkdtemp(prefix="kit-run-"))
+    for name in {run_files!r}:
+        shutil.copy2(MODELS / name, run / name)
+    with zipfile.ZipFile(MODELS / "models.zip") as zf:
+        zf.extractall(run / "models")
+    return run
+
+
 def main() -> int:
     """Install, predict, validate, write submission.csv; errors are one line."""
     start = time.time()
@@ -323,7 +325,7 @@ def main() -> int:
             import torch
 
             torch.set_num_threads(threads)
-        pred = predict_run(comp, MODELS, INPUT)
+        pred = predict_run(comp, run_folder(), INPUT)
         validate_submission(comp, pred.submission, pred.data.sample, pred.data.classes)
         WORKING.mkdir(parents=True, exist_ok=True)
         out = atomic_write_csv(WORKING / "submission.csv", pred.submission)
@@ -345,7 +347,8 @@ if __name__ == "__main__":
 def inference_script(comp: Competition, run_name: str, dataset_slug: str, requirements: Sequence[str]) -> str:
     """The kernel's inference.py for this run and dataset."""
     return INFERENCE_TEMPLATE.format(
-        comp=comp.name, run=run_name, requirements=list(requirements), input=f"{KAGGLE_INPUT}/{comp.slug}",
+        comp=comp.name, run=run_name, requirements=list(requirements), run_files=list(RUN_FILES),
+        input=f"{KAGGLE_INPUT}/{comp.slug}",
         models=f"{KAGGLE_INPUT}/{dataset_slug}", working=KAGGLE_WORKING,
     )
 
@@ -388,8 +391,9 @@ def build_package(
             req = requirement(name)
             wheels.append(fetch_wheel(req, ds))
             reqs.append(req)
-        _write_json(ds / "dataset-metadata.json", dataset_metadata(comp, run_name, owner, record))
-        (ds / SUMS_FILE).write_text(sha256sums(ds))
+        sums = sha256sums(ds)
+        (ds / SUMS_FILE).write_text(sums)
+        _write_json(ds / METADATA_FILE, dataset_metadata(comp, run_name, owner, record, sums))
         _write_json(kn / "kernel-metadata.json", kernel_metadata(comp, run_name, owner, record))
         (kn / "inference.py").write_text(inference_script(comp, run_name, dataset_slug, reqs))
         size = sum(p.stat().st_size for p in ds.rglob("*") if p.is_file())

@@ -103,7 +103,8 @@ def test_competitions_join_through_their_synthetic_module(root: Path, tmp_path: 
     meta = json.loads((root / PLANET_SLUG / META_FILE).read_text())
     planet = registry.get("planet")
     assert meta == {"competition": "planet", "slug": planet.slug, "title": getattr(planet, "title", "") or "planet",
-                    "id_col": planet.id_col, "target_cols": ["tags"]}
+                    "id_col": planet.id_col, "target_cols": ["tags"], "code": False,
+                    "kernel_runtime_s": 9 * 3600.0, "kernel_memory_mb": 30 * 1024}
     assert generate_all(root, names=["titanic", "planet"]) == []  # already there: nothing regenerated
     with pytest.raises(KitError, match="unknown competition 'nope'"):
         sandbox_competitions(["nope"])

@@ -1,4 +1,5 @@
-"""`kit sandbox --root DIR [--generate] [--config-dir DIR] [--port 7777]`: serve a local Kaggle until interrupted.
+"""`kit sandbox --root DIR [--generate] [--config-dir DIR] [--port 7777] [--code-competition SLUG]`: serve a local
+Kaggle until interrupted.
 
 Also `python -m kit.sandbox ...`. `--generate` creates every competition with a `synthetic` module
 (see `kit.sandbox.data`); `--fault` makes requests misbehave (see `kit.sandbox.server`).
@@ -23,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    from kit.sandbox.data import META_FILE, CompetitionMeta, generate_all
+    from kit.sandbox.data import META_FILE, CompetitionMeta, generate_all, make_code_competition
     from kit.sandbox.server import DEFAULT_PORT, Fault, Sandbox, client_env
 
     p = argparse.ArgumentParser(prog="kit sandbox", description="A local Kaggle for offline rehearsals and tests.")
@@ -40,6 +41,13 @@ def _main(argv: Sequence[str] | None) -> int:
     p.add_argument("--fault", action="append", default=[], metavar="SPEC",
                    help="misbehave: CreateSubmission:500x2, ListSubmissions:drop, *:delay=3 (repeatable)")
     p.add_argument("--port-file", type=Path, default=None, help="write the port here once listening")
+    p.add_argument("--code-competition", action="append", default=[], metavar="SLUG",
+                   help="make this competition a code competition: notebook submissions only, each run with no "
+                        "network under the caps below (repeatable)")
+    p.add_argument("--kernel-runtime", type=float, default=None,
+                   help="with --code-competition: a notebook's runtime cap in seconds (default 9 h)")
+    p.add_argument("--kernel-memory-mb", type=int, default=None,
+                   help="with --code-competition: a notebook's memory cap in MB (default 30720)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s sandbox: %(message)s", datefmt="%H:%M:%S")
     log = logging.getLogger("kit.sandbox")
@@ -52,6 +60,12 @@ def _main(argv: Sequence[str] | None) -> int:
     slugs = sorted(d.name for d in a.root.iterdir() if (d / META_FILE).is_file())
     for slug in slugs:
         CompetitionMeta.load(a.root / slug)  # metadata from an older kit: one line now, not at the first submit
+    for slug in a.code_competition:
+        if slug not in slugs:
+            raise KitError(f"--code-competition {slug}: not served here ({', '.join(slugs) or 'no competitions'})")
+        m = make_code_competition(a.root / slug, a.kernel_runtime, a.kernel_memory_mb)
+        log.info("%s is a code competition (notebooks run offline, %g s and %d MB caps)", slug,
+                 m.kernel_runtime_s, m.kernel_memory_mb)
     try:
         sb = Sandbox(a.root, username=a.username, daily_limit=a.daily_limit, score_delay=a.score_delay,
                      host=a.host, port=a.port)

@@ -1,7 +1,9 @@
-"""`kit submit --comp NAME [--file F] [-m MSG] [--wait] [--force]`: validate a submission file, send it to Kaggle.
+"""`kit submit --comp NAME [--file F | --kernel USER/SLUG [--version N]] [-m MSG] [--wait] [--force]`: validate a
+submission file and send it to Kaggle, or submit a notebook version to a code competition.
 
-Nothing is sent or recorded unless the file passes validation against the sample submission (exit 4);
-every submission goes through the ledger (`submissions/ledger.jsonl`, see `kit.kaggle.ledger`).
+Nothing is sent or recorded unless the file passes validation against the sample submission (exit 4), or the
+kernel version is one Kaggle would take (a code competition, internet off, its run complete); every submission
+goes through the ledger (`submissions/ledger.jsonl`, see `kit.kaggle.ledger`).
 """
 
 from __future__ import annotations
@@ -52,12 +54,18 @@ def _main(argv: Sequence[str] | None) -> int:
     from kit.errors import SubmissionError
     from kit.kaggle.client import Kaggle
     from kit.kaggle.ledger import LEDGER_NAME, Ledger
-    from kit.kaggle.submissions import await_score, submit_file
+    from kit.kaggle.submissions import submit_file
     from kit.submission import SUBMISSIONS_DIR, check_file, latest_submission
 
-    p = argparse.ArgumentParser(prog="kit submit", description="Validate a submission file and submit it to Kaggle.")
+    p = argparse.ArgumentParser(prog="kit submit", description="Validate a submission file and submit it to Kaggle, "
+                                                               "or submit a notebook version to a code competition.")
     add_comp(p)
-    p.add_argument("--file", type=Path, default=None, help="CSV to submit (default: the newest in submissions/<comp>/)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--file", type=Path, default=None,
+                      help="CSV to submit (default: the newest in submissions/<comp>/)")
+    what.add_argument("--kernel", default=None, metavar="USER/SLUG",
+                      help="code competitions: submit this notebook (its newest version, or --version)")
+    p.add_argument("--version", type=int, default=None, help="with --kernel: the notebook version to submit")
     p.add_argument("-m", "--message", default=None, help="submission description (default: from the file's record)")
     p.add_argument("--wait", action="store_true", help="wait until Kaggle has scored it and print the score")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds --wait waits (default 1800)")
@@ -66,6 +74,10 @@ def _main(argv: Sequence[str] | None) -> int:
     p.add_argument("--root", type=Path, default=SUBMISSIONS_DIR, help="submissions folder (holds ledger.jsonl)")
     a = p.parse_args(argv)
     comp = registry.get(a.comp)
+    if a.version is not None and a.kernel is None:
+        p.error("--version goes with --kernel USER/SLUG")
+    if a.kernel is not None:
+        return _submit_kernel(comp, a)
     if a.file is not None and not a.file.is_file():
         raise SubmissionError(f"--file {a.file}: file not found")
     path = a.file if a.file is not None else latest_submission(comp.name, a.root)
@@ -80,9 +92,31 @@ def _main(argv: Sequence[str] | None) -> int:
     sent = submit_file(kg, comp, path, message, ledger, force=a.force)
     print(f"submitted {path} to {comp.slug} as ref {sent.ref} ({sent.remaining} submission(s) left today)",
           flush=True)
+    return _await(kg, comp, ledger, sent, a)
+
+
+def _await(kg, comp, ledger, sent, a: argparse.Namespace) -> int:
+    from kit.kaggle.submissions import await_score
+
     if a.wait:
         s = await_score(kg, comp, ledger, sent.entry, a.timeout)
         private = f" (private {s.private_score:.5f})" if s.private_score is not None else ""
         print(f"public score: {s.public_score:.5f}{private}" if s.public_score is not None
               else "scored; Kaggle shows no public score", flush=True)
     return 0
+
+
+def _submit_kernel(comp, a: argparse.Namespace) -> int:
+    from kit.kaggle.client import Kaggle
+    from kit.kaggle.kernels import KernelRef
+    from kit.kaggle.ledger import LEDGER_NAME, Ledger
+    from kit.kaggle.submissions import check_kernel_version, submit_kernel
+
+    kg = Kaggle(comp.slug)
+    ref = check_kernel_version(kg, comp, KernelRef.parse(a.kernel, a.version))
+    message = a.message if a.message is not None else f"kit kernel {ref}"
+    ledger = Ledger(a.root / LEDGER_NAME)
+    sent = submit_kernel(kg, comp, ref, message, ledger, force=a.force)
+    print(f"submitted kernel {ref} to {comp.slug} as ref {sent.ref} ({sent.remaining} submission(s) left today); "
+          "Kaggle reruns the notebook on the test set, then scores it", flush=True)
+    return _await(kg, comp, ledger, sent, a)

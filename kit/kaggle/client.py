@@ -20,7 +20,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -177,8 +177,9 @@ class Kaggle:
     def _what(self, what: str) -> str:
         return f"{what} ({self.slug})" if self.slug else what
 
-    def translate(self, e: BaseException, what: str) -> KaggleError:
-        """The one-line KaggleError for an exception raised by the client."""
+    def translate(self, e: BaseException, what: str, refused: Mapping[int, str] | None = None) -> KaggleError:
+        """The one-line KaggleError for an exception raised by the client (`refused`: what a 403 / 404 means here,
+        when it is not about the competition)."""
         import requests
 
         if isinstance(e, KaggleError):
@@ -188,6 +189,8 @@ class Kaggle:
         if isinstance(e, requests.HTTPError) and e.response is not None:
             code = e.response.status_code
             msg = redact(str(e).splitlines()[0] if str(e) else "", secrets)
+            if refused and code in refused:
+                return {403: Forbidden, 404: NotFound}.get(code, KaggleError)(f"{refused[code]} (HTTP {code})")
             if code == 401:
                 return Unauthorized(f"Kaggle rejected the credentials from {self.creds.source} (HTTP 401): the key "
                                     f"is wrong, expired or revoked; create a new API token at {SETTINGS_URL}")
@@ -238,11 +241,13 @@ class Kaggle:
         return d
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, retry: bool = True,
-             before_retry: Callable[[], T | None] | None = None, **kwargs: Any) -> T:
+             before_retry: Callable[[], T | None] | None = None, refused: Mapping[int, str] | None = None,
+             **kwargs: Any) -> T:
         """Run one client call; retry 429/5xx/network failures (bounded), then raise the one-line error.
 
         `before_retry` runs before each retry; a non-None result is returned instead of retrying
-        (used to notice that a submission did go through before the failure).
+        (used to notice that a submission did go through before the failure). `refused` words a 403 / 404
+        that is not about the competition (a dataset, a kernel).
         """
         attempt = 0
         while True:
@@ -250,7 +255,7 @@ class Kaggle:
                 with contextlib.redirect_stdout(sys.stderr):  # the client prints; our stdout is for results
                     return fn(*args, **kwargs)
             except (Exception, SystemExit) as e:
-                err = self.translate(e, self._what(what))
+                err = self.translate(e, self._what(what), refused)
                 if not (retry and err.retriable and attempt + 1 < self.retries):
                     raise err from None
                 wait = self.delay(attempt, e)
@@ -262,7 +267,24 @@ class Kaggle:
                     if found is not None:
                         return found
 
+    def sdk(self) -> Any:
+        """kagglesdk's client (a context manager), for the calls KaggleApi wraps in prints or ValueErrors."""
+        return self.api.build_kaggle_client()
+
     # -- competitions
+    def is_code_competition(self, slug: str) -> bool:
+        """Whether the competition takes submissions from notebooks only (Kaggle's is_kernels_submissions_only)."""
+        from kagglesdk.competitions.types.competition_api_service import ApiGetCompetitionRequest
+
+        def get() -> bool:
+            req = ApiGetCompetitionRequest()
+            req.competition_name = slug
+            with self.sdk() as kaggle:
+                return bool(kaggle.competitions.competition_api_client.get_competition(req)
+                            .is_kernels_submissions_only)
+
+        return self.call("reading the competition", get)
+
     def list_files(self, slug: str) -> list[dict[str, Any]]:
         """Every data file of the competition: name, size in bytes, creation date (ISO)."""
         out, token = [], None

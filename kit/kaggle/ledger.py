@@ -1,5 +1,5 @@
-"""`submissions/ledger.jsonl`: every Kaggle submission's file SHA-256, competition, message, time, Kaggle
-reference and, once known, score.
+"""`submissions/ledger.jsonl`: every Kaggle submission's file SHA-256 (or, for a code competition, the kernel
+version `owner/slug/N` it submitted), competition, message, time, Kaggle reference and, once known, score.
 
 Append-only events (one JSON line each, single write + fsync), folded per submission id: `pending`
 (written before the upload), then `submitted` (Kaggle's ref), `scored`, or `failed` / `abandoned`. A submit
@@ -61,6 +61,7 @@ class Entry:
     pid: int | None = None
     host: str | None = None
     reconciled: bool = False
+    kernel: str | None = None  # owner/slug/version of a code submission (sha256 is then empty)
 
     @property
     def uploaded_as(self) -> str:
@@ -210,10 +211,11 @@ class Ledger:
     def _append(self, event: str, entry: Entry, **fields_: Any) -> None:
         self._write({"event": event, "id": entry.id, "time": now_iso(), **fields_})
 
-    def begin(self, competition: str, slug: str, sha256: str, file: Path, message: str) -> Entry:
-        """Record the intent to submit (before anything is uploaded)."""
+    def begin(self, competition: str, slug: str, sha256: str, file: Path, message: str,
+              kernel: str | None = None) -> Entry:
+        """Record the intent to submit (before anything is uploaded or a kernel version is submitted)."""
         e = Entry(id=uuid.uuid4().hex, competition=competition, slug=slug, sha256=sha256, file=str(file),
-                  message=message, time=now_iso(), pid=os.getpid(), host=socket.gethostname())
+                  message=message, time=now_iso(), pid=os.getpid(), host=socket.gethostname(), kernel=kernel)
         later = ("state", "ref", "status", "public_score", "private_score", "error", "reconciled")
         self._write({"event": "pending", **{f.name: getattr(e, f.name) for f in fields(Entry) if f.name not in later}})
         return e
@@ -244,6 +246,11 @@ class Ledger:
     def find_sha(self, competition: str, sha256: str) -> Entry | None:
         """The newest open (pending or submitted) entry of this file for this competition."""
         hits = [e for e in self.entries(competition) if e.sha256 == sha256 and e.state in OPEN_STATES]
+        return hits[-1] if hits else None
+
+    def find_kernel(self, competition: str, kernel: str) -> Entry | None:
+        """The newest open (pending or submitted) entry of this kernel version (`owner/slug/N`)."""
+        hits = [e for e in self.entries(competition) if e.kernel == kernel and e.state in OPEN_STATES]
         return hits[-1] if hits else None
 
     def refs(self, competition: str) -> set[int]:

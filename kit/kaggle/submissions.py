@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kit.io import sha256_file
 from kit.kaggle.client import Kaggle, RemoteSubmission, env_float
 from kit.kaggle.errors import Duplicate, KaggleError, LimitReached, ScoringFailed, StillPending
+from kit.kaggle.kernels import KernelRef
 from kit.kaggle.ledger import Entry, Ledger, parse_iso
 
 if TYPE_CHECKING:
@@ -114,6 +116,38 @@ class Sent:
     remaining: int
 
 
+def _send(kg: Kaggle, comp: Competition, ledger: Ledger, what: str, previous: Callable[[], Entry | None],
+          begin: Callable[[], Entry], send: Callable[[], int], force: bool) -> Sent:
+    """The ledger's protocol around one submission: reconcile, refuse a duplicate, check the limit, record, send."""
+    # check-then-record under the ledger lock: a concurrent submit of the same thing finds this one's pending
+    # entry (Duplicate) instead of sending it a second time
+    with ledger.lock():
+        if any(e.state == "pending" for e in ledger.entries(comp.name)):
+            reconcile(kg, comp, ledger)
+        prev = previous()
+        if prev is not None and not force:
+            if prev.state == "pending":
+                raise Duplicate(f"{what} is being submitted to {comp.slug} right now by process {prev.pid} on "
+                                f"{prev.host} (since {prev.time[:19]}Z); add --force to submit it again")
+            score = f", public score {prev.public_score:.5f}" if prev.public_score is not None else ""
+            raise Duplicate(f"{what} was already submitted to {comp.slug} on {prev.time[:19]}Z as ref {prev.ref}"
+                            f"{score}; add --force to submit it again")
+        limits = kg.limits(comp.slug)
+        if limits["remaining"] <= 0:
+            cap = "lifetime" if limits["limited_by_total"] else "daily"
+            raise LimitReached(f"{cap} submission limit reached for {comp.slug}: {limits['today']} submitted "
+                               "today, 0 remaining; try again after 00:00 UTC")
+        entry = begin()
+    try:
+        ref = send()
+    except KaggleError as e:
+        if not e.retriable:  # refused outright: nothing was created; otherwise the next run reconciles
+            ledger.failed(entry, str(e))
+        raise
+    ledger.submitted(entry, ref)
+    return Sent(entry, ref, limits["remaining"] - 1)
+
+
 def submit_file(kg: Kaggle, comp: Competition, path: Path, message: str, ledger: Ledger,
                 force: bool = False) -> Sent:
     """Upload an already validated file, recorded in the ledger before and after.
@@ -124,34 +158,61 @@ def submit_file(kg: Kaggle, comp: Competition, path: Path, message: str, ledger:
     """
     path = Path(path)
     sha = sha256_file(path)
-    # check-then-record under the ledger lock: a concurrent submit of the same file finds this one's pending
-    # entry (Duplicate) instead of uploading it a second time
-    with ledger.lock():
-        if any(e.state == "pending" for e in ledger.entries(comp.name)):
-            reconcile(kg, comp, ledger)
-        prev = ledger.find_sha(comp.name, sha)
-        if prev is not None and not force:
-            if prev.state == "pending":
-                raise Duplicate(f"{path} (sha256 {sha[:12]}) is being submitted to {comp.slug} right now by "
-                                f"process {prev.pid} on {prev.host} (since {prev.time[:19]}Z); "
-                                "add --force to submit it again")
-            score = f", public score {prev.public_score:.5f}" if prev.public_score is not None else ""
-            raise Duplicate(f"{path} (sha256 {sha[:12]}) was already submitted to {comp.slug} on "
-                            f"{prev.time[:19]}Z as ref {prev.ref}{score}; add --force to submit it again")
-        limits = kg.limits(comp.slug)
-        if limits["remaining"] <= 0:
-            cap = "lifetime" if limits["limited_by_total"] else "daily"
-            raise LimitReached(f"{cap} submission limit reached for {comp.slug}: {limits['today']} submitted "
-                               "today, 0 remaining; try again after 00:00 UTC")
-        entry = ledger.begin(comp.name, comp.slug, sha, path, message)
-    try:
-        ref = kg.submit(path, message, comp.slug, exclude=ledger.refs(comp.name))
-    except KaggleError as e:
-        if not e.retriable:  # refused outright: nothing was created; otherwise the next run reconciles
-            ledger.failed(entry, str(e))
-        raise
-    ledger.submitted(entry, ref)
-    return Sent(entry, ref, limits["remaining"] - 1)
+    return _send(kg, comp, ledger, f"{path} (sha256 {sha[:12]})", lambda: ledger.find_sha(comp.name, sha),
+                 lambda: ledger.begin(comp.name, comp.slug, sha, path, message),
+                 lambda: kg.submit(path, message, comp.slug, exclude=ledger.refs(comp.name)), force)
+
+
+def check_kernel_version(kg: Kaggle, comp: Competition, ref: KernelRef) -> KernelRef:
+    """`ref` at a definite version, checked submittable: a code competition, a version of a kernel on its data,
+    internet off, run to completion. Each refusal is one line, before anything is spent."""
+    from kit.kaggle import kernels
+
+    if not kg.is_code_competition(comp.slug):
+        raise KaggleError(f"{comp.slug} is not a code competition: Kaggle takes a CSV file there, not a notebook; "
+                          f"submit one with `kit submit --comp {comp.name} --file FILE`")
+    meta = kernels.info(kg, ref)
+    version = ref.version if ref.version is not None else int(meta.current_version_number)
+    ref = ref.at(version)
+    if comp.slug not in (meta.competition_data_sources or []):
+        raise KaggleError(f"kernel {ref} does not use {comp.slug}'s data (its competition_sources: "
+                          f"{', '.join(meta.competition_data_sources or []) or 'none'}); Kaggle would refuse it")
+    if meta.enable_internet:
+        raise KaggleError(f"kernel {ref} has internet enabled; code competitions take notebooks with internet off "
+                          "(set enable_internet: false in kernel-metadata.json and push again)")
+    st = kernels.status(kg, ref)
+    if st.status != "complete":
+        why = f": {st.failure}" if st.failure else ""
+        raise KaggleError(f"kernel {ref} is {st.status}{why}; only a version that ran to completion can be "
+                          f"submitted (see `kit kernel status {ref}` and `kit kernel output {ref}`)")
+    return ref
+
+
+def submit_kernel(kg: Kaggle, comp: Competition, ref: KernelRef, message: str, ledger: Ledger,
+                  output_file: str = "submission.csv", force: bool = False) -> Sent:
+    """Submit a checked kernel version (`check_kernel_version`) to a code competition, through the ledger: the
+    same version is not submitted twice unless `force`."""
+    if ref.version is None:
+        raise ValueError("submit_kernel needs a version (check_kernel_version gives one)")
+    since = datetime.now(UTC).replace(tzinfo=None)
+
+    def send() -> int:
+        def attempt() -> int:
+            resp = kg.api.competition_submit_code(output_file, message, comp.slug, kernel=ref.name,
+                                                  kernel_version=ref.version, quiet=True)
+            if not resp.ref:
+                raise KaggleError(f"Kaggle did not take kernel {ref}: {resp.message or 'no reference'}")
+            return int(resp.ref)
+
+        def already_there() -> int | None:
+            found = kg.find_submission(comp.slug, output_file, message, since, ledger.refs(comp.name))
+            return found.ref if found else None
+
+        return kg.call("submitting the kernel", attempt, before_retry=already_there)
+
+    return _send(kg, comp, ledger, f"kernel {ref}", lambda: ledger.find_kernel(comp.name, str(ref)),
+                 lambda: ledger.begin(comp.name, comp.slug, "", Path(output_file), message, kernel=str(ref)),
+                 send, force)
 
 
 def await_score(kg: Kaggle, comp: Competition, ledger: Ledger, entry: Entry, timeout: float) -> RemoteSubmission:

@@ -19,7 +19,7 @@ import importlib
 import importlib.util
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -46,6 +46,11 @@ class CompetitionMeta:
     title: str
     id_col: str
     target_cols: tuple[str, ...]
+    # a code competition takes submissions only from notebooks (Kaggle's is_kernels_submissions_only), each run
+    # with no network under these caps (Kaggle's usual 9 h and a CPU notebook's 30 GB unless set otherwise)
+    code: bool = False
+    kernel_runtime_s: float = 9 * 3600.0
+    kernel_memory_mb: int = 30 * 1024
 
     @classmethod
     def load(cls, comp_dir: Path) -> CompetitionMeta:
@@ -59,7 +64,9 @@ class CompetitionMeta:
             raise KitError(f"{path}: no \"competition\" (the kit competition scoring it): written by an older kit; "
                            "delete the folder and generate it again (kit sandbox --generate)")
         try:
-            return cls(d["competition"], d["slug"], d["title"], d["id_col"], tuple(d["target_cols"]))
+            return cls(d["competition"], d["slug"], d["title"], d["id_col"], tuple(d["target_cols"]),
+                       bool(d.get("code", False)), float(d.get("kernel_runtime_s", 9 * 3600.0)),
+                       int(d.get("kernel_memory_mb", 30 * 1024)))
         except (KeyError, TypeError) as e:
             raise KitError(f"{path}: invalid sandbox metadata (missing {e})") from None
 
@@ -72,7 +79,8 @@ class CompetitionMeta:
     def save(self, comp_dir: Path) -> Path:
         """Write `comp_dir/.competition.json`."""
         d = {"competition": self.competition, "slug": self.slug, "title": self.title, "id_col": self.id_col,
-             "target_cols": list(self.target_cols)}
+             "target_cols": list(self.target_cols), "code": self.code, "kernel_runtime_s": self.kernel_runtime_s,
+             "kernel_memory_mb": self.kernel_memory_mb}
         return atomic_write_json(Path(comp_dir) / META_FILE, d)
 
 
@@ -151,6 +159,19 @@ def make_competition(root: Path, entry: SandboxCompetition | str, seed: int = 0,
         atomic_write_csv(comp_dir / SOLUTION_FILE, _with_usage(sol, seed))
     CompetitionMeta.of(entry.comp, list(sol.columns)).save(comp_dir)
     return comp_dir
+
+
+def make_code_competition(comp_dir: Path, runtime_s: float | None = None,
+                          memory_mb: int | None = None) -> CompetitionMeta:
+    """Turn a generated competition into a code competition (notebook submissions only), with these kernel caps."""
+    meta = CompetitionMeta.load(comp_dir)
+    if (runtime_s is not None and runtime_s <= 0) or (memory_mb is not None and memory_mb <= 0):
+        raise KitError(f"kernel caps must be positive (runtime {runtime_s} s, memory {memory_mb} MB)")
+    meta = replace(meta, code=True,
+                   kernel_runtime_s=meta.kernel_runtime_s if runtime_s is None else float(runtime_s),
+                   kernel_memory_mb=meta.kernel_memory_mb if memory_mb is None else int(memory_mb))
+    meta.save(comp_dir)
+    return meta
 
 
 def generate_all(root: Path, seed: int = 0, names: list[str] | None = None) -> list[Path]:

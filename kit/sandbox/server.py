@@ -13,7 +13,16 @@ server parses and builds itself:
     competitions.CompetitionApiService/CreateSubmission      ApiCreateSubmissionRequest(blobFileTokens) -> ref
     competitions.CompetitionApiService/ListSubmissions       -> ApiListSubmissionsResponse (scores once ready)
     competitions.CompetitionApiService/GetSubmission         -> ApiSubmission
+    competitions.CompetitionApiService/GetCompetition        -> ApiCompetition (is_kernels_submissions_only)
+    competitions.CompetitionApiService/CreateCodeSubmission  a kernel version: rerun offline, then scored
+    blobs.BlobApiService/StartBlobUpload                     dataset files (then PUT as above)
+    datasets.DatasetApiService/...                           see `kit.sandbox.datasets`
+    kernels.KernelsApiService/...                            see `kit.sandbox.kernels` (runs with no network)
     security.OAuthService/IntrospectToken                    (the client checks KAGGLE_API_TOKEN with it)
+
+A code competition (`CompetitionMeta.code`, set by `kit sandbox --code-competition SLUG`) refuses file
+submissions, as Kaggle does; a notebook version submitted to it is run again with no network under the
+competition's runtime and memory caps, and its submission.csv is scored like an uploaded file.
 
 Errors are Kaggle-style JSON `{"code": N, "message": ...}`, which the client turns into `HTTPError`.
 Credentials: HTTP Basic `username:key` (kaggle.json / KAGGLE_USERNAME+KAGGLE_KEY) or `Bearer <token>`.
@@ -50,12 +59,17 @@ from urllib.parse import quote, unquote, urlsplit
 
 import numpy as np
 import pandas as pd
+from kagglesdk.blobs.types.blob_api_service import ApiStartBlobUploadRequest, ApiStartBlobUploadResponse
 from kagglesdk.competitions.types.competition_api_service import (
+    ApiCompetition,
+    ApiCreateCodeSubmissionRequest,
+    ApiCreateCodeSubmissionResponse,
     ApiCreateSubmissionRequest,
     ApiCreateSubmissionResponse,
     ApiDataFile,
     ApiDownloadDataFileRequest,
     ApiDownloadDataFilesRequest,
+    ApiGetCompetitionRequest,
     ApiGetSubmissionLimitsRequest,
     ApiGetSubmissionRequest,
     ApiListDataFilesRequest,
@@ -73,21 +87,16 @@ from kagglesdk.security.types.oauth_service import IntrospectTokenRequest, Intro
 from kit import registry
 from kit.errors import KitError
 from kit.sandbox.data import PRIVATE_FILES, SOLUTION_FILE, CompetitionMeta
+from kit.sandbox.datasets import DATASET_SERVICE, Datasets
+from kit.sandbox.errors import HttpError
+from kit.sandbox.kernels import KERNELS_SERVICE, Kernels, Served
 
 log = logging.getLogger(__name__)
 
 COMPETITION_SERVICE = "competitions.CompetitionApiService"
+BLOB_SERVICE = "blobs.BlobApiService"
 OAUTH_SERVICE = "security.OAuthService"
 DEFAULT_PORT = 7777  # kagglesdk's KaggleEnv.TEST endpoint is http://localhost:7777
-
-
-class HttpError(Exception):
-    """An error answered as Kaggle does: JSON {"code", "message"} with that HTTP status."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass
@@ -136,6 +145,7 @@ class Submission:
     public_score: float | None = None
     private_score: float | None = None
     error: str | None = None
+    kernel: str | None = None  # owner/slug/version of a code submission
 
     def api(self, now: float, username: str) -> ApiSubmission:
         """This submission as the kagglesdk type the client reads."""
@@ -252,6 +262,9 @@ class Sandbox:
         self.requests: list[list] = []  # [verb, route, status or None while unanswered], in arrival order
         self._zips: dict[tuple, bytes] = {}
         self._next_ref = 50_000_001
+        self.datasets = Datasets(self.root / ".datasets", username, self.take_blob)
+        self.kernels = Kernels(self.root / ".kernels", username, self.datasets,
+                               Served(self.comp_dir, self.meta, self.public_files))
         self.httpd = _Server((host, port), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.sandbox = self  # type: ignore[attr-defined]
@@ -273,10 +286,12 @@ class Sandbox:
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="kaggle-sandbox", daemon=True)
         self._thread.start()
+        self.kernels.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving (a running notebook is killed) and close the socket."""
+        self.kernels.stop()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -326,6 +341,14 @@ class Sandbox:
             raise HttpError(404, f"Competition '{slug}' not found")
         return d
 
+    def meta(self, slug: str) -> CompetitionMeta:
+        """The served competition's metadata (404 when not served, 500 when unreadable)."""
+        d = self.comp_dir(slug)
+        try:
+            return CompetitionMeta.load(d)
+        except KitError as e:  # e.g. metadata from an older kit: say so rather than a bare 500
+            raise HttpError(500, f"sandbox: {e}") from None
+
     def public_files(self, slug: str) -> list[Path]:
         """The competition's public files (recursive, sorted); the solution and metadata stay private."""
         d = self.comp_dir(slug)
@@ -369,9 +392,14 @@ class Sandbox:
         raise HttpError(401, "Unauthenticated: invalid or missing API credentials")
 
     # -- API methods: body dict in, (status, headers, body bytes) out
-    def api(self, method: str, body: dict, base: str) -> tuple[int, dict, bytes]:
-        """Run one API method."""
-        handler = getattr(self, f"_api_{method}", None)
+    def api(self, method: str, body: dict, base: str, service: str = COMPETITION_SERVICE) -> tuple[int, dict, bytes]:
+        """Run one API method of one service."""
+        handlers = {COMPETITION_SERVICE: (self, "_api_"), BLOB_SERVICE: (self, "_api_"),
+                    DATASET_SERVICE: (self.datasets, "api_"), KERNELS_SERVICE: (self.kernels, "api_")}
+        if service not in handlers:
+            raise HttpError(404, f"Unknown service {service}")
+        owner, prefix = handlers[service]
+        handler = getattr(owner, f"{prefix}{method}", None)
         if handler is None:
             raise HttpError(404, f"Unknown API method {method}")
         result = handler(body, base)
@@ -447,14 +475,10 @@ class Sandbox:
             upload = self.uploads.get(req.blob_file_tokens)
         if upload is None or upload["data"] is None or upload["slug"] != req.competition_name:
             raise HttpError(400, "Invalid or expired blob file token; upload the file first")
-        today, _ = self._counts(req.competition_name)
-        if today >= self.daily_limit:
-            raise HttpError(400, f"Your team has used its daily Submission allowance ({self.daily_limit}) today, "
-                                 "please try again tomorrow UTC")
-        try:
-            meta = CompetitionMeta.load(d)
-        except KitError as e:  # e.g. metadata from an older kit: say so rather than a bare 500
-            raise HttpError(500, f"sandbox: {e}") from None
+        meta = self.meta(req.competition_name)
+        if meta.code:
+            raise HttpError(400, f"{meta.title} is a code competition: it accepts submissions from notebooks only")
+        self._check_limit(req.competition_name)
         public, private, error = score_submission(d, meta, upload["data"])
         with self.lock:
             self.uploads.pop(req.blob_file_tokens, None)  # a token is good for one submission
@@ -469,6 +493,92 @@ class Sandbox:
         resp.ref = sub.ref
         resp.message = f"Successfully submitted to {meta.title}"
         return resp
+
+    def _check_limit(self, slug: str) -> None:
+        today, _ = self._counts(slug)
+        if today >= self.daily_limit:
+            raise HttpError(400, f"Your team has used its daily Submission allowance ({self.daily_limit}) today, "
+                                 "please try again tomorrow UTC")
+
+    def _api_GetCompetition(self, body: dict, base: str):
+        req = ApiGetCompetitionRequest.from_dict(body)
+        meta = self.meta(req.competition_name)
+        c = ApiCompetition()
+        c.ref, c.title, c.url = meta.slug, meta.title, f"{base}/competitions/{meta.slug}"
+        c.is_kernels_submissions_only = meta.code
+        c.max_daily_submissions = self.daily_limit
+        c.user_has_entered = True
+        return c
+
+    def _api_CreateCodeSubmission(self, body: dict, base: str):
+        req = ApiCreateCodeSubmissionRequest.from_dict(body)
+        meta = self.meta(req.competition_name)
+        if not meta.code:
+            raise HttpError(400, f"{meta.title} is not a code competition: submit a file, not a notebook")
+        kmeta = self.kernels.api_GetKernel({"userName": req.kernel_owner, "kernelSlug": req.kernel_slug,
+                                            "versionLabel": f"v{req.kernel_version}" if req.kernel_version else ""},
+                                           base).metadata
+        version = req.kernel_version or kmeta.current_version_number
+        if kmeta.enable_internet:
+            raise HttpError(400, f"Notebook {req.kernel_owner}/{req.kernel_slug} version {version} has internet "
+                                 "access enabled; submissions to this competition must have it disabled")
+        if meta.slug not in (kmeta.competition_data_sources or []):
+            raise HttpError(400, f"Notebook {req.kernel_owner}/{req.kernel_slug} does not use {meta.slug}'s data")
+        vdir = self.kernels.version_dir(req.kernel_owner, req.kernel_slug, str(version))
+        session = self.kernels.session(vdir)
+        if session["status"] != "COMPLETE":
+            raise HttpError(400, f"Notebook version {version} has not completed successfully "
+                                 f"({session['status'].lower()}); only a completed version can be submitted")
+        file_name = req.file_name or "submission.csv"
+        self._check_limit(meta.slug)
+        with self.lock:
+            sub = Submission(ref=self._next_ref, slug=meta.slug, date=datetime.now(UTC).replace(tzinfo=None),
+                             description=req.submission_description or "", file_name=file_name, total_bytes=0,
+                             ready_at=float("inf"), kernel=f"{req.kernel_owner}/{req.kernel_slug}/{version}")
+            self._next_ref += 1
+            self.submissions.append(sub)
+        comp_dir = self.comp_dir(meta.slug)
+
+        def scored(result, failure: str) -> None:  # the scoring rerun has ended
+            out = None if result is None else vdir / f"submission-{sub.ref}" / "kaggle" / "working" / file_name
+            if failure:
+                error, public, private = failure, None, None
+            elif out is None or not out.is_file():
+                error, public, private = f"Submission CSV Not Found: the notebook wrote no {file_name}", None, None
+            else:
+                public, private, error = score_submission(comp_dir, meta, out.read_bytes())
+                sub.total_bytes = out.stat().st_size
+            with self.lock:
+                sub.public_score, sub.private_score, sub.error = public, private, error
+                sub.ready_at = time.time() + self.score_delay
+
+        self.kernels.rerun(req.kernel_owner, req.kernel_slug, version, f"submission-{sub.ref}", scored)
+        resp = ApiCreateCodeSubmissionResponse()
+        resp.ref = sub.ref
+        resp.message = f"Successfully submitted notebook version {version} to {meta.title}"
+        return resp
+
+    def _api_StartBlobUpload(self, body: dict, base: str):
+        req = ApiStartBlobUploadRequest.from_dict(body)
+        if not req.name:
+            raise HttpError(400, "A blob needs a name")
+        token = secrets.token_urlsafe(18)
+        with self.lock:
+            self.uploads[token] = {"slug": None, "file_name": req.name, "content_length": req.content_length,
+                                   "data": None}
+        resp = ApiStartBlobUploadResponse()
+        resp.token = token
+        resp.create_url = f"{base}/_blobs/uploads/{token}"
+        return resp
+
+    def take_blob(self, token: str) -> tuple[str, bytes]:
+        """(file name, bytes) of a finished blob upload, consumed; HTTP 400 for an unknown or unfinished one."""
+        with self.lock:
+            upload = self.uploads.get(token)
+            if upload is None or upload["data"] is None or upload["slug"] is not None:
+                raise HttpError(400, "Invalid or expired blob token; upload the file first")
+            del self.uploads[token]
+        return upload["file_name"], upload["data"]
 
     def _api_ListSubmissions(self, body: dict, base: str):
         req = ApiListSubmissionsRequest.from_dict(body)
@@ -579,6 +689,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return "upload", path
         if path.startswith("/_blobs/competitions/"):
             return "download", path
+        if path.startswith("/_blobs/kernels/"):
+            return "kernel-output", path
         return path, path
 
     def _handle(self) -> None:
@@ -625,14 +737,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raise HttpError(400, "Request body is not JSON") from None
             if path.endswith(f"{OAUTH_SERVICE}/IntrospectToken"):
                 return 200, {"Content-Type": "application/json"}, sb.introspect(payload)
-            if f"/{COMPETITION_SERVICE}/" not in path:
-                raise HttpError(404, f"Unknown service in {path}")
+            service = path.rsplit("/", 2)[-2]
             sb.check_auth(self.headers.get("Authorization"))
-            return sb.api(route, payload, self._base())
+            return sb.api(route, payload, self._base(), service)
         if route == "upload" and self.command == "PUT":
             return sb.receive_upload(path.rsplit("/", 1)[-1], body, self.headers.get("Content-Range"))
         if route == "download" and self.command in ("GET", "HEAD"):
             return self._blob(path)
+        if route == "kernel-output" and self.command in ("GET", "HEAD"):
+            p = sb.kernels.output_file(path[len("/_blobs/kernels/"):])
+            return 200, {"Content-Type": "application/octet-stream"}, p.read_bytes()
         raise HttpError(404, f"Not found: {self.command} {path}")
 
     def _blob(self, path: str) -> tuple[int, dict, bytes]:
