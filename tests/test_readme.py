@@ -84,6 +84,18 @@ def new_submission(args: str) -> str:
     return f"kit train --comp titanic {args} >/dev/null"
 
 
+def _isolation_missing() -> str:
+    """Why kernels cannot run offline here ("" when `unshare --net` works)."""
+    from kit.errors import KitError
+    from kit.kernel_runner import network_isolation_command
+
+    try:
+        network_isolation_command()
+        return ""
+    except KitError as e:
+        return str(e)
+
+
 def small_demo_data(comp: str, target: str) -> str:
     """A shell line generating small data where `make <target>-demo` looks first (it then skips generating)."""
     d = f"runs/{target}-demo"
@@ -100,6 +112,7 @@ RULES: list[Rule] = [
     Rule(r"make digits-demo", env={"ARGS": TINY_VISION}, prep=small_demo_data("digit-recognizer", "digits")),
     Rule(r"make keypoints-demo", env={"ARGS": TINY_VISION}, prep=small_demo_data("facial-keypoints", "keypoints")),
     Rule(r"make bench-.*", skip="a benchmark: minutes, and it rewrites bench/results/"),
+    Rule(r"make demo-code", skip=_isolation_missing(), timeout=300),  # as typed: its own sandbox, ~40 s
     Rule(r"make test-distributed", skip="installs and starts PostgreSQL (apt, root); CI runs it after make test"),
     Rule(r"python -m competitions\.[\w-]+\.synthetic OUT .*",
          rewrite=_sub((r"[\[\]]", ""), (r"OUT", "gen/out"), (r"FILE", "gen/solution.csv"),
