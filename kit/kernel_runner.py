@@ -148,9 +148,14 @@ def run_kernel(kernel_dir: Path, competition_data_dir: Path, dataset_dir: Path |
     paths = layout(work_dir, data_dir, datasets, comp.slug)
     if paths["target"].exists():
         shutil.rmtree(paths["target"])
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KIT_", "PYTHON", "PIP_"))}
-    env.update(KIT_INPUT=str(paths["input"]), KIT_WORKING=str(paths["working"]),
-               KIT_TARGET=str(paths["target"]), PIP_NO_INDEX="1", PYTHONUNBUFFERED="1")
+    # a notebook on Kaggle has none of the user's credentials: no KAGGLE_* variables, a HOME of its own (no
+    # ~/.kaggle), no proxy settings
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("KIT_", "PYTHON", "PIP_", "KAGGLE_")) and not k.lower().endswith("_proxy")}
+    home = work_dir / "kaggle" / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    env.update(KIT_INPUT=str(paths["input"]), KIT_WORKING=str(paths["working"]), HOME=str(home),
+               KIT_TARGET=str(paths["target"]), PIP_NO_INDEX="1", PIP_NO_CACHE_DIR="1", PYTHONUNBUFFERED="1")
     if "models" in paths:
         env["KIT_MODELS"] = str(paths["models"])
     script = (kernel_dir / meta["code_file"]).resolve()

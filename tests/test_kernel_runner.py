@@ -118,3 +118,21 @@ def test_refuses_to_run_without_network_isolation(titanic_dir, tmp_path, monkeyp
     with pytest.raises(KitError, match="unshare") as e:
         kr.run_kernel(kn, titanic_dir, ds, timeout_s=30, memory_mb=2048, work_dir=tmp_path / "w")
     assert "\n" not in str(e.value) and not list(tmp_path.rglob("ran"))
+
+
+@needs_unshare
+def test_the_kernel_sees_no_kaggle_credentials(titanic_dir, tmp_path, monkeypatch):
+    home = tmp_path / "userhome"
+    (home / ".kaggle").mkdir(parents=True)
+    (home / ".kaggle" / "kaggle.json").write_text('{"username": "u", "key": "k"}')
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("KAGGLE_KEY", "SECRET-never-in-a-kernel")
+    monkeypatch.setenv("KAGGLE_USERNAME", "u")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    script = ("import os, pathlib\n"
+              "print(sorted(k for k in os.environ if k.startswith('KAGGLE') or k.lower().endswith('_proxy')))\n"
+              "print('kaggle.json', (pathlib.Path.home() / '.kaggle' / 'kaggle.json').exists())\n")
+    kn, ds = _kernel(tmp_path, script)
+    res = kr.run_kernel(kn, titanic_dir, ds, timeout_s=30, memory_mb=2048, work_dir=tmp_path / "w")
+    log = res.log_path.read_text()
+    assert res.status == "no submission" and "[]\nkaggle.json False" in log, log

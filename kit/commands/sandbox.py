@@ -90,10 +90,12 @@ def _main(argv: Sequence[str] | None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)  # `kill PID` stops it as cleanly as Ctrl-C
+    sb.kernels.start()  # the worker that runs pushed notebooks
     try:
         sb.httpd.serve_forever()
     except KeyboardInterrupt:
         print("sandbox stopped", flush=True)
     finally:
+        sb.kernels.stop()
         sb.httpd.server_close()
     return 0
