@@ -13,6 +13,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch
 
 import argparse  # noqa: E402
+import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -36,23 +37,31 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _peak(kib: int | None) -> str:
+    return f"{kib / 1024 ** 2:.2f} GB" if kib else "n/a (below an earlier child's)"
+
+
 def _mb(n: int) -> str:
     return f"{n / 1e6:.2f} MB"
 
 
-def notebook(pkg_dir: Path, data_dir: Path, work: Path, threads: int) -> tuple[float, Path, str]:
-    """Run the kernel's inference.py locally (KIT_* paths, kit into a temp prefix); (wall s, submission, output)."""
+def notebook(pkg_dir: Path, data_dir: Path, work: Path, threads: int) -> tuple[float, Path, str, int | None]:
+    """Run the kernel's inference.py locally (KIT_* paths, kit into a temp prefix); (wall s, submission, output,
+    peak resident memory in KiB when measurable)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIT_", "PYTHON"))}
     env.update(KIT_INPUT=str(data_dir), KIT_MODELS=str(pkg_dir / "dataset"), KIT_WORKING=str(work / "working"),
                KIT_TARGET=str(work / "prefix"), KIT_THREADS=str(threads), PIP_NO_INDEX="1")
-    t = time.perf_counter()
     offline = network_isolation_command()  # as in `kit kernel run`: no network at all
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = time.perf_counter()
     proc = subprocess.run([*offline, sys.executable, str(pkg_dir / "kernel" / "inference.py")], cwd=work, env=env,
                           capture_output=True, text=True)
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         raise SystemExit(f"notebook failed: {proc.stderr.strip().splitlines()[-1:]}")
-    return wall, work / "working" / "submission.csv", proc.stdout
+    # the largest resident set of any waited-for child so far (KiB on Linux): the notebook's if it is the largest
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, work / "working" / "submission.csv", proc.stdout, (peak if peak > before else None)
 
 
 def case(name: str, data_dir: Path, params: dict, tmp: Path, threads: int, n_test: int) -> dict:
@@ -69,13 +78,13 @@ def case(name: str, data_dir: Path, params: dict, tmp: Path, threads: int, n_tes
     pkg = build_package(comp, r.run_dir, tmp / "packages", owner="USERNAME")
     package_s = time.perf_counter() - t
     ds = pkg.dataset_dir
-    wall, sub, out = notebook(pkg.path, data_dir, Path(tempfile.mkdtemp(dir=tmp)), threads)
+    wall, sub, out, peak = notebook(pkg.path, data_dir, Path(tempfile.mkdtemp(dir=tmp)), threads)
     inner = next((ln for ln in out.splitlines() if " predicted by " in ln), "")
     return {
         "name": name, "params": params, "train_s": train_s, "package_s": package_s, "n_test": n_test,
         "dataset": _size(ds), "models": _size(ds / "models"),
         "wheels": {w: (ds / w).stat().st_size for w in pkg.wheels},
-        "kernel": _size(pkg.kernel_dir), "notebook_s": wall, "inner": inner,
+        "kernel": _size(pkg.kernel_dir), "notebook_s": wall, "inner": inner, "peak_kib": peak,
         "same": sub.read_bytes() == r.submission.read_bytes(), "folds": len(list((ds / "models").glob("*.pt"))),
     }
 
@@ -114,13 +123,14 @@ def main() -> int:
         f"{load_text(load0)} before, {load_text(load1)} after. {versions()}.",
         "",
         "| competition | folds | dataset | models | wheels | kernel folder | package build | notebook runtime "
-        "| test rows | submission = run's |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| notebook peak memory | test rows | submission = run's |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in rows:
         wheels = sum(c["wheels"].values())
         lines.append(f"| {c['name']} | {c['folds']} | {_mb(c['dataset'])} | {_mb(c['models'])} | {_mb(wheels)} | "
-                     f"{c['kernel'] / 1e3:.1f} kB | {c['package_s']:.1f} s | {c['notebook_s']:.1f} s | {c['n_test']} "
+                     f"{c['kernel'] / 1e3:.1f} kB | {c['package_s']:.1f} s | {c['notebook_s']:.1f} s | "
+                     f"{_peak(c['peak_kib'])} | {c['n_test']} "
                      f"| {'byte for byte' if c['same'] else 'DIFFERS'} |")
     lines += ["", "Wheels: " + "; ".join(f"{w} {s / 1e3:.1f} kB" for w, s in rows[0]["wheels"].items()) + ".", ""]
     for c in rows:

@@ -112,6 +112,10 @@ def test_push_runs_offline_then_submit_by_version_is_scored_and_recorded(sandbox
     assert cli("submit", "--comp", "titanic", "--kernel", kernel) == 0
     assert sandbox.submissions[-1].kernel == f"{kernel}/2"
 
+    assert cli("submissions", "--comp", "titanic") == 0
+    listing = capsys.readouterr().out
+    assert f"{sub.ref}*" in listing and f"kernel {kernel}/1" in listing and f"kernel {kernel}/2" in listing
+
     # a CSV to a code competition: Kaggle refuses it, one line
     assert cli("submit", "--comp", "titanic", "--file", str(r.submission)) != 0
     assert "accepts submissions from notebooks only" in capsys.readouterr().err

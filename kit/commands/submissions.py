@@ -35,9 +35,12 @@ def _main(argv: Sequence[str] | None) -> int:
     remote = reconcile(kg, comp, ledger)
     refs = ledger.refs(comp.name)
     if a.json:
-        print(json.dumps([{**s.as_dict(), "in_ledger": s.ref in refs} for s in remote], indent=2))
+        kernels = {e.ref: e.kernel for e in ledger.entries(comp.name) if e.ref is not None and e.kernel}
+        print(json.dumps([{**s.as_dict(), "in_ledger": s.ref in refs, "kernel": kernels.get(s.ref)} for s in remote],
+                         indent=2))
     elif not remote:
         print(f"no submissions to {comp.slug} yet")
     else:
-        print(format_table(remote, refs))
+        kernels = {e.ref: e.kernel for e in ledger.entries(comp.name) if e.ref is not None and e.kernel}
+        print(format_table(remote, refs, kernels))
     return 0

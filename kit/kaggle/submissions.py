@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -94,13 +94,17 @@ def _fmt(v: float | None) -> str:
     return f"{v:.5f}" if v is not None else "-"
 
 
-def format_table(remote: list[RemoteSubmission], ledger_refs: set[int]) -> str:
-    """Kaggle's submissions as an aligned text table (`*`: recorded in the ledger)."""
+def format_table(remote: list[RemoteSubmission], ledger_refs: set[int],
+                 kernels: Mapping[int, str] | None = None) -> str:
+    """Kaggle's submissions as an aligned text table (`*`: recorded in the ledger; a code submission's file column
+    names its kernel version, from `kernels`: ref -> owner/slug/N)."""
+    kernels = kernels or {}
     rows = [("ref", "date (UTC)", "status", "public", "private", "file", "message")]
     for s in remote:
         rows.append((f"{s.ref}{'*' if s.ref in ledger_refs else ''}",
                      s.date.strftime("%Y-%m-%d %H:%M:%S") if s.date else "-", s.status,
-                     _fmt(s.public_score), _fmt(s.private_score), s.file_name,
+                     _fmt(s.public_score), _fmt(s.private_score),
+                     f"kernel {kernels[s.ref]}" if s.ref in kernels else s.file_name,
                      s.error if s.status == "error" and s.error else s.description))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]

@@ -15,6 +15,7 @@ code submissions (`rerun`) use the same folders and the competition's own caps.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import shutil
@@ -43,6 +44,8 @@ from kit.errors import KitError
 from kit.sandbox.data import CompetitionMeta
 from kit.sandbox.datasets import Datasets
 from kit.sandbox.errors import HttpError
+
+log = logging.getLogger(__name__)
 
 KERNELS_SERVICE = "kernels.KernelsApiService"
 INFO_FILE = "kernel.json"
@@ -179,7 +182,9 @@ class Kernels:
             runtime = meta.get("session_timeout_seconds") or cm.kernel_runtime_s
             result = kr.run_kernel(vdir, data, dataset, min(float(runtime), cm.kernel_runtime_s),
                                    cm.kernel_memory_mb, work, stop=self.stop_event)
-        except (KitError, HttpError) as e:
+        except Exception as e:  # the worker's boundary: any failure ends this run as ERROR, never the worker
+            if not isinstance(e, (KitError, HttpError)):
+                log.exception("sandbox: running %s failed", vdir)
             (work / kr.LOG_FILE).write_text(f"sandbox: {e}\n")
             self._set_session(vdir, run, status="ERROR", failure=f"Notebook Threw Exception: {e}")
             if on_done is not None:
