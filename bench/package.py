@@ -13,7 +13,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch
 
 import argparse  # noqa: E402
-import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -37,31 +36,35 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _peak(kib: int | None) -> str:
-    return f"{kib / 1024 ** 2:.2f} GB" if kib else "n/a (below an earlier child's)"
+# runs the notebook as its only child, then prints the largest resident set among its processes (KiB on Linux)
+PEAK_WRAPPER = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+                "print('peak rss KiB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+                "sys.exit(code)")
+
+
+def _peak(kib: int) -> str:
+    return f"{kib / 1024 ** 2:.2f} GB"
 
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:.2f} MB"
 
 
-def notebook(pkg_dir: Path, data_dir: Path, work: Path, threads: int) -> tuple[float, Path, str, int | None]:
+def notebook(pkg_dir: Path, data_dir: Path, work: Path, threads: int) -> tuple[float, Path, str, int]:
     """Run the kernel's inference.py locally (KIT_* paths, kit into a temp prefix); (wall s, submission, output,
-    peak resident memory in KiB when measurable)."""
+    the largest resident set of its processes in KiB)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIT_", "PYTHON"))}
     env.update(KIT_INPUT=str(data_dir), KIT_MODELS=str(pkg_dir / "dataset"), KIT_WORKING=str(work / "working"),
                KIT_TARGET=str(work / "prefix"), KIT_THREADS=str(threads), PIP_NO_INDEX="1")
     offline = network_isolation_command()  # as in `kit kernel run`: no network at all
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t = time.perf_counter()
-    proc = subprocess.run([*offline, sys.executable, str(pkg_dir / "kernel" / "inference.py")], cwd=work, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, *offline, sys.executable,
+                           str(pkg_dir / "kernel" / "inference.py")], cwd=work, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         raise SystemExit(f"notebook failed: {proc.stderr.strip().splitlines()[-1:]}")
-    # the largest resident set of any waited-for child so far (KiB on Linux): the notebook's if it is the largest
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, work / "working" / "submission.csv", proc.stdout, (peak if peak > before else None)
+    peak = int(proc.stderr.strip().splitlines()[-1].split()[-1])
+    return wall, work / "working" / "submission.csv", proc.stdout, peak
 
 
 def case(name: str, data_dir: Path, params: dict, tmp: Path, threads: int, n_test: int) -> dict:
