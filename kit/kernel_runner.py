@@ -7,7 +7,6 @@ the whole process group, a memory cap (RLIMIT_AS) and stdout+stderr in a log; th
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import shutil
@@ -18,9 +17,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from kit.errors import KitError
+from kit.kaggle.kernels import read_metadata
 from kit.spec import Competition
 
 COMPLETE, ERROR, TIMEOUT, NO_SUBMISSION, INVALID, CANCELLED = (
@@ -45,21 +44,6 @@ class KernelResult:
     def ok(self) -> bool:
         """Whether the kernel completed with a valid submission."""
         return self.status == COMPLETE
-
-
-def read_metadata(kernel_dir: Path) -> dict[str, Any]:
-    """The kernel's kernel-metadata.json, checked to name a code_file that exists."""
-    path = Path(kernel_dir) / "kernel-metadata.json"
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise KitError(f"{path}: not found; give a package folder made by `kit package`") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise KitError(f"{path}: not valid JSON ({e})") from None
-    code = meta.get("code_file") if isinstance(meta, dict) else None
-    if not code or not (Path(kernel_dir) / code).is_file():
-        raise KitError(f"{path}: code_file {code!r} is not a file in {kernel_dir}")
-    return meta
 
 
 def competition_for(slug: str) -> Competition:

@@ -100,11 +100,10 @@ def _finished(kg, st, dest: Path | None) -> int:
 def _push(args: argparse.Namespace) -> int:
     from kit.kaggle import datasets, kernels
     from kit.kaggle.client import Kaggle
-    from kit.kernel_runner import read_metadata
     from kit.package import PLACEHOLDER_OWNER
 
     kernel_dir, dataset_dir = _package_dirs(args.package)
-    meta = read_metadata(kernel_dir)
+    meta = kernels.read_metadata(kernel_dir)
     ref = kernels.KernelRef.parse(str(meta.get("id", "")))
     if ref.owner == PLACEHOLDER_OWNER:
         raise KitError(f"{args.package}: packaged without a Kaggle username (ids {ref.name}); re-run `kit package` "

@@ -7,6 +7,7 @@ directly: KaggleApi turns a 403 there into a ValueError about benchmark slugs, w
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -79,6 +80,21 @@ class Status:
         return self.status in FINISHED
 
 
+def read_metadata(kernel_dir: Path) -> dict[str, Any]:
+    """The kernel's kernel-metadata.json, checked to name a code_file that exists."""
+    path = Path(kernel_dir) / "kernel-metadata.json"
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise KitError(f"{path}: not found; give a package folder made by `kit package`") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise KitError(f"{path}: not valid JSON ({e})") from None
+    code = meta.get("code_file") if isinstance(meta, dict) else None
+    if not code or not (Path(kernel_dir) / code).is_file():
+        raise KitError(f"{path}: code_file {code!r} is not a file in {kernel_dir}")
+    return meta
+
+
 def _refused(ref: KernelRef) -> dict[int, str]:
     return {403: f"Kaggle refused access to kernel {ref.name}: it belongs to another user, or your credentials are "
                  f"not {ref.owner}'s",
@@ -87,8 +103,6 @@ def _refused(ref: KernelRef) -> dict[int, str]:
 
 def push(kg: Kaggle, kernel_dir: Path, timeout_s: int | None = None) -> Pushed:
     """Push `kernel_dir` (kernel-metadata.json + code) as a new version; Kaggle then runs it."""
-    from kit.kernel_runner import read_metadata
-
     meta = read_metadata(kernel_dir)
     ref = KernelRef.parse(str(meta.get("id", "")))
 

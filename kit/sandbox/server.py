@@ -47,6 +47,7 @@ import http.server
 import io
 import json
 import logging
+import os
 import secrets
 import socket
 import threading
@@ -261,7 +262,7 @@ class Sandbox:
         self.uploads: dict[str, dict] = {}
         self.requests: list[list] = []  # [verb, route, status or None while unanswered], in arrival order
         self._zips: dict[tuple, bytes] = {}
-        self._next_ref = 50_000_001
+        self._ref_file = self.root / ".next-ref"  # refs keep rising across restarts, as Kaggle's never repeat
         self.datasets = Datasets(self.root / ".datasets", username, self.take_blob)
         self.kernels = Kernels(self.root / ".kernels", username, self.datasets,
                                Served(self.comp_dir, self.meta, self.public_files))
@@ -482,17 +483,27 @@ class Sandbox:
         public, private, error = score_submission(d, meta, upload["data"])
         with self.lock:
             self.uploads.pop(req.blob_file_tokens, None)  # a token is good for one submission
-            sub = Submission(ref=self._next_ref, slug=req.competition_name,
+            sub = Submission(ref=self._new_ref(), slug=req.competition_name,
                              date=datetime.now(UTC).replace(tzinfo=None), description=req.submission_description or "",
                              file_name=upload["file_name"], total_bytes=len(upload["data"]),
                              ready_at=time.time() + self.score_delay, public_score=public, private_score=private,
                              error=error)
-            self._next_ref += 1
             self.submissions.append(sub)
         resp = ApiCreateSubmissionResponse()
         resp.ref = sub.ref
         resp.message = f"Successfully submitted to {meta.title}"
         return resp
+
+    def _new_ref(self) -> int:
+        """The next submission ref (called under the lock); kept in `root/.next-ref`."""
+        try:
+            ref = int(self._ref_file.read_text())
+        except (OSError, ValueError):
+            ref = 50_000_001
+        tmp = self._ref_file.with_name(".next-ref.tmp")
+        tmp.write_text(str(ref + 1))
+        os.replace(tmp, self._ref_file)
+        return ref
 
     def _check_limit(self, slug: str) -> None:
         today, _ = self._counts(slug)
@@ -532,10 +543,9 @@ class Sandbox:
         file_name = req.file_name or "submission.csv"
         self._check_limit(meta.slug)
         with self.lock:
-            sub = Submission(ref=self._next_ref, slug=meta.slug, date=datetime.now(UTC).replace(tzinfo=None),
+            sub = Submission(ref=self._new_ref(), slug=meta.slug, date=datetime.now(UTC).replace(tzinfo=None),
                              description=req.submission_description or "", file_name=file_name, total_bytes=0,
                              ready_at=float("inf"), kernel=f"{req.kernel_owner}/{req.kernel_slug}/{version}")
-            self._next_ref += 1
             self.submissions.append(sub)
         comp_dir = self.comp_dir(meta.slug)
 
