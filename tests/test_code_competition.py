@@ -20,7 +20,7 @@ from kit.run import train_and_submit
 from kit.sandbox import Sandbox
 from kit.sandbox.data import PRIVATE_FILES, make_code_competition, make_competition
 from kit.sandbox.server import score_submission
-from tests.test_kaggle_e2e import SECRET, assert_no_secret, calls, cli, serve
+from tests.test_kaggle_e2e import SECRET, assert_no_secret, calls, cli, fault, serve
 from tests.test_kernel_runner import needs_unshare
 from tests.test_package import wheel_cache  # noqa: F401 (a fixture)
 
@@ -245,3 +245,15 @@ def test_kernel_ref_and_content_tag_errors() -> None:
     sums = "ab  x.whl\n"
     assert tagged_hash(f"words\n\n{content_tag(sums)}") == content_hash(sums)
     assert tagged_hash("no tag") is None
+
+
+@pytest.mark.parametrize("how", [{"status": 500}, {"drop": True}])
+def test_a_dataset_created_whose_answer_was_lost_is_not_an_error(sandbox: Sandbox, capsys, how: dict) -> None:
+    _, pkg = _packaged(sandbox)
+    fault(sandbox, match="CreateDataset", after=True, times=1, **how)  # created, then the answer is lost
+    assert cli("kernel", "push", "--package", str(pkg.path)) == 0
+    assert f"dataset {pkg.dataset_id} version 1: uploaded" in capsys.readouterr().out
+    # kit's retry first asks whether it landed (it did); a retry by the client itself would find the slug taken
+    # by this very content: either way one dataset, one version
+    assert calls(sandbox, "CreateDataset") in (1, 2), calls(sandbox, "CreateDataset")
+    assert [v["number"] for v in sandbox.datasets.info(*pkg.dataset_id.split("/"))["versions"]] == [1]

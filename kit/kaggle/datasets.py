@@ -163,6 +163,11 @@ def publish(kg: Kaggle, folder: Path, notes: str, timeout: float = 600.0, quiet:
         else:
             resp = kg.api.dataset_create_version(str(folder), notes, quiet=quiet, dir_mode="zip")
         if getattr(resp, "error", None):
+            # the client retries a create whose answer was lost; its second try then finds the slug "in use" by
+            # the dataset the first one made: that is success when it holds this content
+            found = landed()
+            if found is not None:
+                return found
             raise KaggleError(f"Kaggle refused dataset {ref}: {resp.error}")
         return Published(ref, None, True, content)
 
