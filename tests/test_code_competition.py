@@ -257,3 +257,17 @@ def test_a_dataset_created_whose_answer_was_lost_is_not_an_error(sandbox: Sandbo
     # by this very content: either way one dataset, one version
     assert calls(sandbox, "CreateDataset") in (1, 2), calls(sandbox, "CreateDataset")
     assert [v["number"] for v in sandbox.datasets.info(*pkg.dataset_id.split("/"))["versions"]] == [1]
+
+
+def test_a_push_whose_answer_was_lost_is_not_repeated(sandbox: Sandbox, tmp_path: Path, capsys) -> None:
+    from kit.kaggle.errors import EXIT_SERVER_ERROR
+
+    kn = _hand_kernel(tmp_path, "print('hi')\n", "lost-push")
+    _, pkg = _packaged(sandbox)
+    shutil.rmtree(pkg.kernel_dir)
+    shutil.copytree(kn, pkg.kernel_dir)
+    fault(sandbox, match="SaveKernel", status=503, after=True, times=1)
+    assert cli("kernel", "push", "--package", str(pkg.path)) == EXIT_SERVER_ERROR
+    err = capsys.readouterr().err
+    assert "may have reached Kaggle: check `kit kernel status tester/lost-push`" in err
+    assert calls(sandbox, "SaveKernel") == 1 and sandbox.kernels.info("tester", "lost-push")["versions"] == [1]

@@ -117,7 +117,13 @@ def push(kg: Kaggle, kernel_dir: Path, timeout_s: int | None = None) -> Pushed:
 
     # not retried: a push that reached Kaggle before the connection failed made a version; pushing again would
     # make (and run) a second one
-    resp = kg.call(f"pushing kernel {ref.name}", save, retry=False, refused=_refused(ref))
+    try:
+        resp = kg.call(f"pushing kernel {ref.name}", save, retry=False, refused=_refused(ref))
+    except KaggleError as e:
+        if not e.retriable:
+            raise
+        raise type(e)(f"{e}; the push may have reached Kaggle: check `kit kernel status {ref.name}` before "
+                      "pushing again") from None
     url = resp.url or f"https://www.kaggle.com/code/{ref.name}"
     return Pushed(ref.at(int(resp.version_number)), url)
 
