@@ -213,7 +213,7 @@ def test_wrong_owner_and_not_a_code_competition(sandbox: Sandbox, tmp_path: Path
     assert cli("submit", "--comp", "titanic", "--kernel", "tester/some-kernel") != 0
     err = capsys.readouterr().err
     assert "titanic is not a code competition" in err and "kit submit --comp titanic --file FILE" in err
-    assert calls(sandbox, "GetKernel") == 0 and sandbox.submissions == []
+    assert calls(sandbox, "GetKernel") == 0 and sandbox.submissions == []  # refused after one ListCompetitions
 
 
 def test_package_dataset_changed_after_packaging_is_refused(sandbox: Sandbox, capsys) -> None:

@@ -110,7 +110,7 @@ def _push(args: argparse.Namespace) -> int:
                        "with Kaggle credentials set or --owner YOUR_USERNAME")
     comps = meta.get("competition_sources") or []
     kg = Kaggle(comps[0] if comps else "")
-    if comps and not kg.is_code_competition(comps[0]):
+    if comps and kg.is_code_competition(comps[0]) is False:
         print(f"note: {comps[0]} is not a code competition: Kaggle will run the notebook, but submit its "
               "submission.csv as a file (`kit kernel output`, then `kit submit --file`)", file=sys.stderr)
     notes = args.notes or f"kit package {args.package.resolve().name}"

@@ -272,18 +272,14 @@ class Kaggle:
         return self.api.build_kaggle_client()
 
     # -- competitions
-    def is_code_competition(self, slug: str) -> bool:
-        """Whether the competition takes submissions from notebooks only (Kaggle's is_kernels_submissions_only)."""
-        from kagglesdk.competitions.types.competition_api_service import ApiGetCompetitionRequest
-
-        def get() -> bool:
-            req = ApiGetCompetitionRequest()
-            req.competition_name = slug
-            with self.sdk() as kaggle:
-                return bool(kaggle.competitions.competition_api_client.get_competition(req)
-                            .is_kernels_submissions_only)
-
-        return self.call("reading the competition", get)
+    def is_code_competition(self, slug: str) -> bool | None:
+        """Whether the competition takes submissions from notebooks only (Kaggle's is_kernels_submissions_only,
+        from the public competition list); None when the list does not show it."""
+        resp = self.call("looking up the competition", self.api.competitions_list, search=slug, page_size=50)
+        for c in getattr(resp, "competitions", None) or []:
+            if (c.ref or "").rstrip("/").rsplit("/", 1)[-1] == slug:  # ref: the slug, or its URL
+                return bool(c.is_kernels_submissions_only)
+        return None
 
     def list_files(self, slug: str) -> list[dict[str, Any]]:
         """Every data file of the competition: name, size in bytes, creation date (ISO)."""

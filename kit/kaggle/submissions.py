@@ -172,7 +172,11 @@ def check_kernel_version(kg: Kaggle, comp: Competition, ref: KernelRef) -> Kerne
     internet off, run to completion. Each refusal is one line, before anything is spent."""
     from kit.kaggle import kernels
 
-    if not kg.is_code_competition(comp.slug):
+    code = kg.is_code_competition(comp.slug)
+    if code is None:
+        print(f"warning: Kaggle's competition list does not show {comp.slug}; cannot tell whether it takes "
+              "notebooks (Kaggle will refuse the submission if not)", file=sys.stderr)
+    if code is False:
         raise KaggleError(f"{comp.slug} is not a code competition: Kaggle takes a CSV file there, not a notebook; "
                           f"submit one with `kit submit --comp {comp.name} --file FILE`")
     meta = kernels.info(kg, ref)

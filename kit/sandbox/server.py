@@ -13,7 +13,7 @@ server parses and builds itself:
     competitions.CompetitionApiService/CreateSubmission      ApiCreateSubmissionRequest(blobFileTokens) -> ref
     competitions.CompetitionApiService/ListSubmissions       -> ApiListSubmissionsResponse (scores once ready)
     competitions.CompetitionApiService/GetSubmission         -> ApiSubmission
-    competitions.CompetitionApiService/GetCompetition        -> ApiCompetition (is_kernels_submissions_only)
+    competitions.CompetitionApiService/ListCompetitions      -> ApiCompetition list (is_kernels_submissions_only)
     competitions.CompetitionApiService/CreateCodeSubmission  a kernel version: rerun offline, then scored
     blobs.BlobApiService/StartBlobUpload                     dataset files (then PUT as above)
     datasets.DatasetApiService/...                           see `kit.sandbox.datasets`
@@ -70,9 +70,10 @@ from kagglesdk.competitions.types.competition_api_service import (
     ApiDataFile,
     ApiDownloadDataFileRequest,
     ApiDownloadDataFilesRequest,
-    ApiGetCompetitionRequest,
     ApiGetSubmissionLimitsRequest,
     ApiGetSubmissionRequest,
+    ApiListCompetitionsRequest,
+    ApiListCompetitionsResponse,
     ApiListDataFilesRequest,
     ApiListDataFilesResponse,
     ApiListSubmissionsRequest,
@@ -511,15 +512,23 @@ class Sandbox:
             raise HttpError(400, f"Your team has used its daily Submission allowance ({self.daily_limit}) today, "
                                  "please try again tomorrow UTC")
 
-    def _api_GetCompetition(self, body: dict, base: str):
-        req = ApiGetCompetitionRequest.from_dict(body)
-        meta = self.meta(req.competition_name)
-        c = ApiCompetition()
-        c.ref, c.title, c.url = meta.slug, meta.title, f"{base}/competitions/{meta.slug}"
-        c.is_kernels_submissions_only = meta.code
-        c.max_daily_submissions = self.daily_limit
-        c.user_has_entered = True
-        return c
+    def _api_ListCompetitions(self, body: dict, base: str):
+        req = ApiListCompetitionsRequest.from_dict(body)
+        term = (req.search or "").lower()
+        out = []
+        for d in sorted(p for p in self.root.iterdir() if (p / ".competition.json").is_file()):
+            meta = self.meta(d.name)
+            if term in meta.slug.lower() or term in meta.title.lower():
+                c = ApiCompetition()
+                c.ref, c.title = f"{base}/competitions/{meta.slug}", meta.title  # Kaggle's refs are URLs now
+                c.url = c.ref
+                c.is_kernels_submissions_only = meta.code
+                c.max_daily_submissions = self.daily_limit
+                c.user_has_entered = True
+                out.append(c)
+        resp = ApiListCompetitionsResponse()
+        resp.competitions = out[: req.page_size or 20]
+        return resp
 
     def _api_CreateCodeSubmission(self, body: dict, base: str):
         req = ApiCreateCodeSubmissionRequest.from_dict(body)
