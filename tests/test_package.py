@@ -150,6 +150,20 @@ def test_package_metadata_and_offline_notebook_rebuilds_the_submission(titanic_d
     # inference imported nothing beyond Kaggle's image, the shipped extras and kit
     extra = {re.sub(r"[-_.]+", "-", d).lower() for d in json.loads(imported.read_text())} - _allowed_distributions()
     assert not extra, f"inference imports {sorted(extra)}: not in Kaggle's image nor NOTEBOOK_EXTRA_WHEELS"
+    # the description carries the content's hash (kit kernel push skips an unchanged upload by it)
+    from kit.kaggle.datasets import check_content, content_hash
+
+    assert check_content(ds) == content_hash((ds / "SHA256SUMS").read_text())
+    # where Kaggle kept the client's models.zip as a file (not extracted), the notebook extracts it itself
+    kept = tmp_path / "kept"
+    shutil.copytree(ds, kept)
+    shutil.make_archive(str(kept / "models"), "zip", kept / "models")  # as the client's dir_mode="zip" does
+    shutil.rmtree(kept / "models")
+    env.update(KIT_MODELS=str(kept), KIT_WORKING=str(tmp_path / "working2"), KIT_TARGET=str(tmp_path / "prefix2"))
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "working2" / "submission.csv").read_bytes() == r.submission.read_bytes()
 
 
 def test_owner_and_gpu_flag(tmp_path, monkeypatch):
