@@ -75,7 +75,8 @@ def predict_run(comp: Competition, run_dir: Path, data_dir: Path) -> Prediction:
     run_dir = Path(run_dir)
     record = read_run_record(run_dir)
     models = saved_models(comp, run_dir, record)
-    comp = competition_for_run(comp, record)
+    # loaded as the run decoded (its image size) and for prediction only (no training images decoded)
+    comp = competition_for_run(comp, record).for_params(record.get("params") or {}).for_inference()
     data = comp.load(Path(data_dir))
     preds = []
     for rel in models:

@@ -130,6 +130,11 @@ class Competition:
         run's size); this one needs nothing."""
         return self
 
+    def for_inference(self) -> Competition:
+        """A copy whose `load` reads only what predicting the test set needs (a notebook or `kit predict` never
+        trains: image competitions skip decoding the training images); this one needs nothing."""
+        return self
+
     def describe_model(self, params: dict[str, Any]) -> str:
         """What model a run trained, for its record (the architecture, when the parameters name one)."""
         return str(params.get("arch", type(self).__name__))

@@ -38,17 +38,22 @@ def test_saved_tabular_run_predicts_its_own_test_set_exactly(titanic_dir, workdi
     assert out.read_bytes() == r.submission.read_bytes()  # the same submission, byte for byte
 
 
-@pytest.mark.parametrize("name, gen", [("digit-recognizer", {"n_train": 80, "n_test": 20}),
-                                       ("facial-keypoints", {"n_train": 40, "n_test": 8})])
-def test_saved_image_run_predicts_its_own_test_set_exactly(tmp_path, workdir, name, gen):
+@pytest.mark.parametrize("name, gen, extra", [
+    ("digit-recognizer", {"n_train": 80, "n_test": 20}, {}),
+    ("facial-keypoints", {"n_train": 40, "n_test": 8}, {}),
+    ("planet", {"n_train": 40, "n_test": 12, "size": 40, "workers": 1}, {"size": 24, "workers": 1}),
+])
+def test_saved_image_run_predicts_its_own_test_set_exactly(tmp_path, workdir, name, gen, extra):
     synth = importlib.import_module(f"competitions.{name}.synthetic")
     d = tmp_path / name
     synth.generate(d, seed=5, **gen)
     comp = registry.get(name)
-    params = comp.params({"preset": "cpu", "epochs": 1, "bs": 16, "width": 8, "tta": 2})
-    r = train_and_submit(comp, d, params, seed=1, n_folds=2, progress=False)
+    params = comp.params({"preset": "cpu", "epochs": 1, "bs": 16, "width": 8, "tta": 2, **extra})
+    r = train_and_submit(comp.for_params(params), d, params, seed=1, n_folds=2, progress=False)
     pred = predict_run(comp, r.run_dir, d)
     assert np.array_equal(pred.probs, r.cv.test)  # facial keypoints: the mirrored TTA view mirrored back
+    # prediction decodes the test images once, at the run's size, and never the training images
+    assert set(pred.data.extra.get("images", {})) <= {("test", params["size"])}
 
 
 def test_a_run_without_models_is_one_line(titanic_dir, workdir, capsys):

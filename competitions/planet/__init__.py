@@ -21,7 +21,7 @@ from kit.decoders import Decoder
 from kit.errors import DataError
 from kit.io import read_csv
 from kit.spec import Data
-from kit.vision import Augment, VisionCompetition, auto_preset, describe_bad
+from kit.vision import Augment, ImageArray, VisionCompetition, auto_preset, describe_bad
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,8 @@ class Planet(VisionCompetition):
         # decoded now (at the preset's size, cached) so bad images are found before any training
         size, bars = self.decode_size(), sys.stderr.isatty()
         probe = Data(train=train, test=test, sample=sample, y=y, files={}, extra={"sources": sources})
-        imgs_train = self.images(probe, "train", size, bars, self.load_workers)
+        imgs_train = (ImageArray(np.zeros((0, size, size, 3), np.uint8)) if self.inference_only  # predicting only
+                      else self.images(probe, "train", size, bars, self.load_workers))
         imgs_test = self.images(probe, "test", size, bars, self.load_workers)
         names = train[self.id_col].tolist()
         bad_train = {names[i] + ".jpg": why for i, why in imgs_train.bad.items()}

@@ -60,6 +60,7 @@ class VisionCompetition(Competition):
     cache_dir: Path | None = None
 
     load_size: int | None = None  # the size `load` decodes images at (None: the preset's); see for_params
+    inference_only: bool = False  # `load` decodes no training images (for_inference)
     load_workers: int = 0
 
     def with_cache_dir(self, cache_dir: str | Path | None) -> VisionCompetition:
@@ -74,6 +75,13 @@ class VisionCompetition(Competition):
         p = self.resolve(params)
         other = copy.copy(self)
         other.load_size, other.load_workers = int(p["size"]), int(p["workers"])
+        return other
+
+    def for_inference(self) -> VisionCompetition:
+        """A copy whose `load` leaves the training images undecoded (`inference_only`): predicting from saved fold
+        models needs the test images only, and on Kaggle's Planet the training ones would cost minutes and GBs."""
+        other = copy.copy(self)
+        other.inference_only = True
         return other
 
     def decode_size(self) -> int:
