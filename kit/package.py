@@ -255,13 +255,16 @@ sample submission and writes submission.csv. No training code runs here. Generat
 
 Paths can be overridden for a local rehearsal: KIT_INPUT (competition files), KIT_MODELS (the dataset folder),
 KIT_WHEELS (where the wheels are, default KIT_MODELS), KIT_WORKING (output folder), KIT_TARGET (install into this
-folder with pip --target instead of the environment), KIT_THREADS (torch CPU threads).
+folder with pip --target instead of the environment), KIT_THREADS (torch CPU threads), KIT_CACHE (where decoded
+images are kept as a file-backed array, default a new temp folder: the system can page it out, where an in-memory
+array would count against the notebook's RAM).
 """
 
 import importlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -295,7 +298,6 @@ def run_folder() -> Path:
     if (MODELS / "models").is_dir() or not (MODELS / "models.zip").is_file():
         return MODELS
     import shutil
-    import tempfile
     import zipfile
 
     run = Path(tempfile.mkdtemp(prefix="kit-run-"))
@@ -319,7 +321,8 @@ def main() -> int:
 
     print(f"kit {{kit.__version__}} from {{Path(kit.__file__).parent}}", flush=True)
     try:
-        comp = registry.get(COMPETITION)
+        cache = Path(os.environ.get("KIT_CACHE") or tempfile.mkdtemp(prefix="kit-cache-"))
+        comp = registry.get(COMPETITION).with_cache_dir(cache)
         threads = int(os.environ.get("KIT_THREADS") or 0) or comp.threads
         if threads:
             import torch
