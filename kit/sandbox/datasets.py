@@ -34,6 +34,7 @@ from kagglesdk.datasets.types.dataset_api_service import (
 )
 from kagglesdk.datasets.types.dataset_enums import DatabundleVersionStatus
 
+from kit.io import atomic_write_json
 from kit.sandbox.errors import HttpError
 
 DATASET_SERVICE = "datasets.DatasetApiService"
@@ -58,6 +59,14 @@ def _extract(data_path: Path, into: Path) -> None:
         zf.extractall(into)
 
 
+def owner_dir(root: Path, owner: str, slug: str, what: str) -> Path:
+    """`root/<owner>/<slug>` of a dataset or kernel reference, HTTP 400 for a part that could leave `root`."""
+    for part in (owner, slug):
+        if not part or "/" in part or part.startswith("."):
+            raise HttpError(400, f"Invalid {what} reference {owner}/{slug}")
+    return Path(root) / owner / slug
+
+
 class Datasets:
     """Datasets on disk under `root`, served to the owner `username`; blobs come from `take_blob(token)`."""
 
@@ -68,10 +77,7 @@ class Datasets:
 
     # -- storage
     def _dir(self, owner: str, slug: str) -> Path:
-        for part in (owner, slug):
-            if not part or "/" in part or part.startswith("."):
-                raise HttpError(400, f"Invalid dataset reference {owner}/{slug}")
-        return self.root / owner / slug
+        return owner_dir(self.root, owner, slug, "dataset")
 
     def info(self, owner: str, slug: str) -> dict:
         """The dataset's stored metadata, else HTTP 404."""
@@ -116,11 +122,6 @@ class Datasets:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return total
-
-    def _save_info(self, d: Path, info: dict) -> None:
-        tmp = d / f".{INFO_FILE}.tmp"
-        tmp.write_text(json.dumps(info, indent=1))
-        os.replace(tmp, d / INFO_FILE)
 
     @staticmethod
     def _version(number: int, notes: str, total: int) -> dict:
@@ -172,7 +173,7 @@ class Datasets:
             resp.status, resp.error = "error", f'The requested slug "{req.slug}" is already in use by a dataset.'
             return resp
         total = self._write_version(d, 1, [f.token for f in req.files or []])
-        self._save_info(d, {"title": req.title, "subtitle": req.subtitle, "description": req.description,
+        atomic_write_json(d / INFO_FILE, {"title": req.title, "subtitle": req.subtitle, "description": req.description,
                             "license": req.license_name, "is_private": req.is_private,
                             "versions": [self._version(1, "Initial release", total)]})
         ref = f"{req.owner_slug}/{req.slug}"
@@ -190,7 +191,7 @@ class Datasets:
         if req.body.subtitle:
             info["subtitle"] = req.body.subtitle
         info["versions"].append(self._version(number, req.body.version_notes or "", total))
-        self._save_info(d, info)
+        atomic_write_json(d / INFO_FILE, info)
         resp = ApiCreateDatasetResponse()
         ref = f"{req.owner_slug}/{req.dataset_slug}"
         resp.ref, resp.url, resp.status = ref, f"{base}/datasets/{ref}", "ok"

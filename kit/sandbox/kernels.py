@@ -41,8 +41,9 @@ from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus
 
 from kit import kernel_runner as kr
 from kit.errors import KitError
+from kit.io import atomic_write_json
 from kit.sandbox.data import CompetitionMeta
-from kit.sandbox.datasets import Datasets
+from kit.sandbox.datasets import Datasets, owner_dir
 from kit.sandbox.errors import HttpError
 
 log = logging.getLogger(__name__)
@@ -123,10 +124,7 @@ class Kernels:
 
     # -- storage
     def _dir(self, owner: str, slug: str) -> Path:
-        for part in (owner, slug):
-            if not part or "/" in part or part.startswith("."):
-                raise HttpError(400, f"Invalid kernel reference {owner}/{slug}")
-        return self.root / owner / slug
+        return owner_dir(self.root, owner, slug, "kernel")
 
     def info(self, owner: str, slug: str) -> dict:
         """The kernel's stored metadata and versions, else HTTP 404."""
@@ -144,22 +142,23 @@ class Kernels:
             raise HttpError(404, f"Kernel {owner}/{slug} has no version {label}")
         return path
 
+    @staticmethod
+    def version_meta(vdir: Path) -> dict:
+        """A version's kernel-metadata.json as pushed (sources, internet, pinned dataset versions)."""
+        return json.loads((vdir / "kernel-metadata.json").read_text())
+
     def session(self, vdir: Path, run: str = RUN_DIR) -> dict:
         """A run's session record (status, failure, seconds)."""
         path = vdir / run / SESSION_FILE
         return json.loads(path.read_text()) if path.is_file() else {"status": "QUEUED", "failure": ""}
 
     def _set_session(self, vdir: Path, run: str, **fields) -> None:
-        d = vdir / run
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".{SESSION_FILE}.tmp"
-        tmp.write_text(json.dumps({**self.session(vdir, run), **fields}))
-        os.replace(tmp, d / SESSION_FILE)
+        atomic_write_json(vdir / run / SESSION_FILE, {**self.session(vdir, run), **fields})
 
     # -- running
     def _execute(self, vdir: Path, run: str, on_done: Callable[[kr.KernelResult | None, str], None] | None) -> None:
         """Run version `vdir` into `vdir/run`: competition files linked in, its dataset mounted, caps applied."""
-        meta = json.loads((vdir / "kernel-metadata.json").read_text())
+        meta = self.version_meta(vdir)
         work = vdir / run
         self._set_session(vdir, run, status="RUNNING")
         result: kr.KernelResult | None = None
@@ -254,9 +253,7 @@ class Kernels:
             (vdir / "kernel-metadata.json").write_text(json.dumps(meta, indent=1))
             info["versions"].append(number)
             info["title"] = meta["title"]
-            tmp = d / f".{INFO_FILE}.tmp"
-            tmp.write_text(json.dumps(info))
-            os.replace(tmp, d / INFO_FILE)
+            atomic_write_json(d / INFO_FILE, info)
         self._set_session(vdir, RUN_DIR, status="QUEUED", failure="")
         self.jobs.put(lambda: self._execute(vdir, RUN_DIR, None))
         resp.ref, resp.url = f"/code/{req.slug}", f"{base}/code/{req.slug}"
@@ -266,7 +263,7 @@ class Kernels:
     def api_GetKernel(self, body: dict, base: str) -> ApiGetKernelResponse:  # noqa: N802
         req = ApiGetKernelRequest.from_dict(body)
         vdir = self.version_dir(req.user_name, req.kernel_slug, req.version_label or None)
-        meta = json.loads((vdir / "kernel-metadata.json").read_text())
+        meta = self.version_meta(vdir)
         md = ApiKernelMetadata()
         md.ref, md.slug, md.author = f"{req.user_name}/{req.kernel_slug}", req.kernel_slug, req.user_name
         md.title, md.language, md.kernel_type = meta["title"], meta["language"], meta["kernel_type"]

@@ -47,7 +47,6 @@ import http.server
 import io
 import json
 import logging
-import os
 import secrets
 import socket
 import threading
@@ -88,6 +87,7 @@ from kagglesdk.security.types.oauth_service import IntrospectTokenRequest, Intro
 
 from kit import registry
 from kit.errors import KitError
+from kit.io import atomic_write_text
 from kit.sandbox.data import PRIVATE_FILES, SOLUTION_FILE, CompetitionMeta
 from kit.sandbox.datasets import DATASET_SERVICE, Datasets
 from kit.sandbox.errors import HttpError
@@ -501,9 +501,7 @@ class Sandbox:
             ref = int(self._ref_file.read_text())
         except (OSError, ValueError):
             ref = 50_000_001
-        tmp = self._ref_file.with_name(".next-ref.tmp")
-        tmp.write_text(str(ref + 1))
-        os.replace(tmp, self._ref_file)
+        atomic_write_text(self._ref_file, str(ref + 1))
         return ref
 
     def _check_limit(self, slug: str) -> None:
@@ -535,16 +533,15 @@ class Sandbox:
         meta = self.meta(req.competition_name)
         if not meta.code:
             raise HttpError(400, f"{meta.title} is not a code competition: submit a file, not a notebook")
-        kmeta = self.kernels.api_GetKernel({"userName": req.kernel_owner, "kernelSlug": req.kernel_slug,
-                                            "versionLabel": f"v{req.kernel_version}" if req.kernel_version else ""},
-                                           base).metadata
-        version = req.kernel_version or kmeta.current_version_number
-        if kmeta.enable_internet:
+        vdir = self.kernels.version_dir(req.kernel_owner, req.kernel_slug,
+                                        str(req.kernel_version) if req.kernel_version else None)
+        version = int(vdir.name[1:])
+        kmeta = self.kernels.version_meta(vdir)
+        if kmeta["enable_internet"]:
             raise HttpError(400, f"Notebook {req.kernel_owner}/{req.kernel_slug} version {version} has internet "
                                  "access enabled; submissions to this competition must have it disabled")
-        if meta.slug not in (kmeta.competition_data_sources or []):
+        if meta.slug not in kmeta["competition_sources"]:
             raise HttpError(400, f"Notebook {req.kernel_owner}/{req.kernel_slug} does not use {meta.slug}'s data")
-        vdir = self.kernels.version_dir(req.kernel_owner, req.kernel_slug, str(version))
         session = self.kernels.session(vdir)
         if session["status"] != "COMPLETE":
             raise HttpError(400, f"Notebook version {version} has not completed successfully "
