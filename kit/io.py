@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kit.errors import DataError
+from kit.errors import DataError, KitError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
@@ -67,6 +67,21 @@ def append_jsonl(path: Path, record: dict) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_json_object(path: Path, missing: str) -> dict:
+    """The JSON object in `path`; a one-line KitError naming the file when it is absent (`missing`: what to do
+    then), not JSON, or not an object."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise KitError(f"{path}: not found; {missing}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise KitError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise KitError(f"{path}: not a JSON object")
+    return obj
 
 
 def sha256_file(path: Path) -> str:

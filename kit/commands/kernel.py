@@ -131,9 +131,7 @@ def _status(args: argparse.Namespace) -> int:
     from kit.kaggle.client import Kaggle
 
     kg = Kaggle()
-    ref = kernels.KernelRef.parse(args.kernel)
-    if ref.version is None:
-        ref = ref.at(int(kernels.info(kg, ref).current_version_number))
+    ref = kernels.versioned(kg, kernels.KernelRef.parse(args.kernel))
     st = kernels.wait(kg, ref, args.timeout) if args.wait else kernels.status(kg, ref)
     print(f"kernel {st.ref}: {st.status}" + (f": {st.failure}" if st.failure else ""))
     return 1 if st.status in ("error", "cancel_acknowledged") else 0
@@ -144,9 +142,7 @@ def _output(args: argparse.Namespace) -> int:
     from kit.kaggle.client import Kaggle
 
     kg = Kaggle()
-    ref = kernels.KernelRef.parse(args.kernel)
-    if ref.version is None:
-        ref = ref.at(int(kernels.info(kg, ref).current_version_number))
+    ref = kernels.versioned(kg, kernels.KernelRef.parse(args.kernel))
     st = kernels.status(kg, ref)
     if not st.finished:
         raise KitError(f"kernel {ref} is still {st.status}: its output exists once the run ends "

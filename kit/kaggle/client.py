@@ -20,7 +20,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -91,6 +91,19 @@ def env_float(name: str, default: float) -> float:
         return float(os.environ.get(name) or default)
     except ValueError:
         raise KitError(f"{name}={os.environ[name]!r} is not a number") from None
+
+
+def polls(timeout: float) -> Iterator[None]:
+    """The polling schedule of every wait on Kaggle: yields before each poll; between polls sleeps with backoff
+    (KIT_KAGGLE_POLL_S, default 2 s, then x1.5 up to 30 s); stops when the next poll would pass `timeout`."""
+    deadline = time.monotonic() + timeout
+    interval = env_float("KIT_KAGGLE_POLL_S", 2.0)
+    while True:
+        yield
+        if time.monotonic() + interval > deadline:
+            return
+        time.sleep(interval)
+        interval = min(30.0, interval * 1.5)
 
 
 def _api_class():

@@ -11,16 +11,15 @@ skips too. Subfolders (the fold models) go up as zip archives (the client's dir_
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kit.errors import KitError
-from kit.kaggle.client import Kaggle, env_float
+from kit.io import read_json_object
+from kit.kaggle.client import Kaggle, polls
 from kit.kaggle.errors import KaggleError, NotFound, StillPending
 
 SUMS_FILE = "SHA256SUMS"
@@ -73,13 +72,8 @@ class Published:
 def read_metadata(folder: Path) -> dict[str, Any]:
     """The folder's dataset-metadata.json, checked to name `owner/slug`."""
     path = Path(folder) / METADATA_FILE
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise KitError(f"{path}: not found; `kit package` writes the dataset folder") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise KitError(f"{path}: not valid JSON ({e})") from None
-    ref = meta.get("id") if isinstance(meta, dict) else None
+    meta = read_json_object(path, "`kit package` writes the dataset folder")
+    ref = meta.get("id")
     if not isinstance(ref, str) or not re.fullmatch(r"[A-Za-z0-9][\w-]*/[a-z0-9][a-z0-9-]{4,49}", ref):
         raise KitError(f"{path}: \"id\" must be OWNER/dataset-slug, got {ref!r}")
     return meta
@@ -94,11 +88,11 @@ def check_content(folder: Path) -> str:
     sums = sha256sums(folder)
     if sums != sums_path.read_text():
         raise KitError(f"{folder}: its files changed since it was packaged (SHA256SUMS differs); re-run `kit package`")
-    meta = read_metadata(folder)
-    if tagged_hash(meta.get("description")) != content_hash(sums):
+    content = content_hash(sums)
+    if tagged_hash(read_metadata(folder).get("description")) != content:
         raise KitError(f"{folder / METADATA_FILE}: the description lacks this content's `{CONTENT_TAG}` line; "
                        "re-run `kit package`")
-    return content_hash(sums)
+    return content
 
 
 def remote_dataset(kg: Kaggle, ref: str) -> Any | None:
@@ -128,18 +122,14 @@ def _refused(ref: str) -> dict[int, str]:
 
 def wait_ready(kg: Kaggle, ref: str, timeout: float) -> None:
     """Poll until Kaggle has processed the dataset (status ready); StillPending after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    interval = env_float("KIT_KAGGLE_POLL_S", 2.0)
-    while True:
+    status = None
+    for _ in polls(timeout):
         status = kg.call(f"checking dataset {ref}", kg.api.dataset_status, ref, refused=_refused(ref))
         if status == "ready":
             return
         if status in ("failed", "deleted"):
             raise KaggleError(f"Kaggle could not process dataset {ref} (status {status}); check it on kaggle.com")
-        if time.monotonic() + interval > deadline:
-            raise StillPending(f"dataset {ref} still processing after {timeout:g}s (status {status}); try again later")
-        time.sleep(interval)
-        interval = min(30.0, interval * 1.5)
+    raise StillPending(f"dataset {ref} still processing after {timeout:g}s (status {status}); try again later")
 
 
 def publish(kg: Kaggle, folder: Path, notes: str, timeout: float = 600.0, quiet: bool = True) -> Published:

@@ -7,7 +7,6 @@ directly: KaggleApi turns a 403 there into a ValueError about benchmark slugs, w
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time
@@ -16,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from kit.errors import KitError
-from kit.kaggle.client import Kaggle, env_float
+from kit.io import read_json_object
+from kit.kaggle.client import Kaggle, polls
 from kit.kaggle.errors import KaggleError, StillPending
 
 FINISHED = ("complete", "error", "cancel_acknowledged")
@@ -57,6 +57,14 @@ class KernelRef:
         """The same kernel at `version`."""
         return KernelRef(self.owner, self.slug, version)
 
+    def request(self, cls: type) -> Any:
+        """A kagglesdk kernel request (user_name, kernel_slug, version_label `vN` when versioned) of type `cls`."""
+        req = cls()
+        req.user_name, req.kernel_slug = self.owner, self.slug
+        if self.version is not None:
+            req.version_label = f"v{self.version}"  # the API wants `vN`; a bare number is a 404
+        return req
+
 
 @dataclass
 class Pushed:
@@ -83,13 +91,8 @@ class Status:
 def read_metadata(kernel_dir: Path) -> dict[str, Any]:
     """The kernel's kernel-metadata.json, checked to name a code_file that exists."""
     path = Path(kernel_dir) / "kernel-metadata.json"
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise KitError(f"{path}: not found; give a package folder made by `kit package`") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise KitError(f"{path}: not valid JSON ({e})") from None
-    code = meta.get("code_file") if isinstance(meta, dict) else None
+    meta = read_json_object(path, "give a package folder made by `kit package`")
+    code = meta.get("code_file")
     if not code or not (Path(kernel_dir) / code).is_file():
         raise KitError(f"{path}: code_file {code!r} is not a file in {kernel_dir}")
     return meta
@@ -133,14 +136,15 @@ def info(kg: Kaggle, ref: KernelRef) -> Any:
     from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
 
     def get() -> Any:
-        req = ApiGetKernelRequest()
-        req.user_name, req.kernel_slug = ref.owner, ref.slug
-        if ref.version is not None:
-            req.version_label = f"v{ref.version}"
         with kg.sdk() as kaggle:
-            return kaggle.kernels.kernels_api_client.get_kernel(req).metadata
+            return kaggle.kernels.kernels_api_client.get_kernel(ref.request(ApiGetKernelRequest)).metadata
 
     return kg.call(f"reading kernel {ref}", get, refused=_refused(ref))
+
+
+def versioned(kg: Kaggle, ref: KernelRef) -> KernelRef:
+    """`ref` itself when it names a version, else the kernel at its newest version (asked of Kaggle)."""
+    return ref if ref.version is not None else ref.at(int(info(kg, ref).current_version_number))
 
 
 def status(kg: Kaggle, ref: KernelRef) -> Status:
@@ -148,12 +152,9 @@ def status(kg: Kaggle, ref: KernelRef) -> Status:
     from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelSessionStatusRequest
 
     def get() -> Any:
-        req = ApiGetKernelSessionStatusRequest()
-        req.user_name, req.kernel_slug = ref.owner, ref.slug
-        if ref.version is not None:
-            req.version_label = f"v{ref.version}"
         with kg.sdk() as kaggle:
-            return kaggle.kernels.kernels_api_client.get_kernel_session_status(req)
+            return kaggle.kernels.kernels_api_client.get_kernel_session_status(
+                ref.request(ApiGetKernelSessionStatusRequest))
 
     resp = kg.call(f"checking kernel {ref}", get, refused=_refused(ref))
     name = getattr(resp.status, "name", str(resp.status)).lower()
@@ -162,21 +163,16 @@ def status(kg: Kaggle, ref: KernelRef) -> Status:
 
 def wait(kg: Kaggle, ref: KernelRef, timeout: float, progress: bool = True) -> Status:
     """Poll (with backoff) until the version's run ends; StillPending after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    interval = env_float("KIT_KAGGLE_POLL_S", 2.0)
-    start, last = time.monotonic(), None
-    while True:
+    start, last, st = time.monotonic(), None, None
+    for _ in polls(timeout):
         st = status(kg, ref)
         if st.finished:
             return st
         if progress and st.status != last:
             print(f"kernel {ref}: {st.status} ({time.monotonic() - start:.0f}s)", file=sys.stderr, flush=True)
             last = st.status
-        if time.monotonic() + interval > deadline:
-            raise StillPending(f"kernel {ref} still {st.status} after {timeout:g}s; check later with "
-                               f"`kit kernel status {ref}`")
-        time.sleep(interval)
-        interval = min(30.0, interval * 1.5)
+    raise StillPending(f"kernel {ref} still {st.status if st else 'unchecked'} after {timeout:g}s; check later with "
+                       f"`kit kernel status {ref}`")
 
 
 def output(kg: Kaggle, ref: KernelRef, dest: Path) -> list[Path]:

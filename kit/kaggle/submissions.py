@@ -5,7 +5,6 @@ list, the wait for a score, and the listing table (the library behind `kit submi
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kit.io import sha256_file
-from kit.kaggle.client import Kaggle, RemoteSubmission, env_float
+from kit.kaggle.client import Kaggle, RemoteSubmission, polls
 from kit.kaggle.errors import Duplicate, KaggleError, LimitReached, ScoringFailed, StillPending
 from kit.kaggle.kernels import KernelRef
 from kit.kaggle.ledger import Entry, Ledger, parse_iso
@@ -62,11 +61,10 @@ def reconcile(kg: Kaggle, comp: Competition, ledger: Ledger,
 
 def wait_for_score(kg: Kaggle, comp: Competition, ref: int, timeout: float) -> RemoteSubmission:
     """Poll Kaggle until submission `ref` is scored (or errored); StillPending after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    interval = env_float("KIT_KAGGLE_POLL_S", 2.0)
-    told = False
     trouble: KaggleError | None = None
-    while True:
+    for i, _ in enumerate(polls(timeout)):
+        if i == 1:  # a second poll: say what we wait for
+            print(f"waiting for Kaggle to score submission {ref} ...", file=sys.stderr)
         try:
             s = next((s for s in kg.submissions(comp.slug, pages=1) if s.ref == ref), None)
             trouble = None
@@ -79,15 +77,9 @@ def wait_for_score(kg: Kaggle, comp: Competition, ref: int, timeout: float) -> R
             s, trouble = None, e
         if s is not None and s.status != "pending":
             return s
-        if time.monotonic() + interval > deadline:
-            why = f" (last poll: {trouble})" if trouble is not None else ""
-            raise StillPending(f"submission {ref} still not scored after {timeout:g}s{why}; "
-                               f"check later with `kit submissions --comp {comp.name}`")
-        if not told:
-            print(f"waiting for Kaggle to score submission {ref} ...", file=sys.stderr)
-            told = True
-        time.sleep(interval)
-        interval = min(30.0, interval * 1.5)
+    why = f" (last poll: {trouble})" if trouble is not None else ""
+    raise StillPending(f"submission {ref} still not scored after {timeout:g}s{why}; "
+                       f"check later with `kit submissions --comp {comp.name}`")
 
 
 def _fmt(v: float | None) -> str:
