@@ -1,8 +1,10 @@
-"""Gradient-boosted trees for tabular competitions: LightGBM and CatBoost on the same fold pipeline as the MLP.
+"""Gradient-boosted trees for tabular competitions: LightGBM, CatBoost and XGBoost on the same fold pipeline as
+the nets.
 
 Each family takes the competition's fold-safe feature steps (fit on the training fold, with its labels), then the
 declared numeric columns as they are (trees need no scaling and handle NaN natively) and the categorical columns
-natively (LightGBM: pandas categories learned on the training fold, unknown ones missing; CatBoost: cat_features).
+natively (LightGBM and XGBoost: pandas categories learned on the training fold, unknown ones missing; CatBoost:
+cat_features).
 The objective follows the task (binary, multiclass, regression on the task's fold-scaled target, multi-label as
 one model per label); each fold stops early on its validation rows; seeded and single-process deterministic.
 """
@@ -41,7 +43,11 @@ LIGHTGBM = Family("lightgbm", "lightgbm", {
 CATBOOST = Family("catboost", "catboost", {
     "iterations": 3000, "learning_rate": 0.05, "depth": 6, "l2_leaf_reg": 3.0, "early_stopping": 100,
 })
-FAMILIES = {f.name: f for f in (LIGHTGBM, CATBOOST)}
+XGBOOST = Family("xgboost", "xgboost", {
+    "n_estimators": 3000, "learning_rate": 0.03, "max_depth": 6, "min_child_weight": 1.0, "subsample": 0.8,
+    "colsample_bytree": 0.8, "reg_lambda": 1.0, "max_cat_to_onehot": 8, "early_stopping": 100,
+})
+FAMILIES = {f.name: f for f in (LIGHTGBM, CATBOOST, XGBOOST)}
 
 
 def search_space(family: str, trial) -> dict[str, Any]:
@@ -55,6 +61,15 @@ def search_space(family: str, trial) -> dict[str, Any]:
             "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
             "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True),
         }
+    if family == "xgboost":
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
+            "max_depth": trial.suggest_int("max_depth", 2, 10),
+            "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 50.0, log=True),
+            "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
+            "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True),
+        }
     return {
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
         "depth": trial.suggest_int("depth", 2, 8),
@@ -64,7 +79,8 @@ def search_space(family: str, trial) -> dict[str, Any]:
 
 def check_params(family: str, params: dict[str, Any]) -> None:
     """Values the family cannot use."""
-    for key in ("n_estimators", "iterations", "num_leaves", "min_child_samples", "depth", "early_stopping"):
+    for key in ("n_estimators", "iterations", "num_leaves", "min_child_samples", "depth", "max_depth",
+                "early_stopping"):
         if key in params and int(params[key]) < 1:
             raise KitError(f"--model {family}: {key} must be >= 1 (got {params[key]})")
     if not 0 < float(params.get("learning_rate", 0.1)) <= 1:
@@ -114,6 +130,21 @@ def _lightgbm(task: Any, params: dict[str, Any], seed: int, n_out: int, x_tr, y_
     metric = next(iter(ev[keys[0]]))
     hist = [{"train_loss": float(a), "valid_loss": float(b)} for a, b in zip(ev[keys[0]][metric],
                                                                           ev[keys[1]][metric], strict=False)]
+    return model, hist
+
+
+def _xgboost(task: Any, params: dict[str, Any], seed: int, n_out: int, x_tr, y_tr, x_va, y_va):
+    import xgboost as xgb
+
+    p = {k: v for k, v in params.items() if k in XGBOOST.defaults and k != "early_stopping"}
+    common = dict(random_state=seed, n_jobs=_threads(), tree_method="hist", enable_categorical=True,
+                  early_stopping_rounds=int(params["early_stopping"]), verbosity=0, **p)
+    model = (xgb.XGBClassifier if task.classification else xgb.XGBRegressor)(**common)
+    model.fit(x_tr, y_tr, eval_set=[(x_tr, y_tr), (x_va, y_va)], verbose=False)
+    ev = model.evals_result()
+    metric = next(iter(ev["validation_0"]))
+    hist = [{"train_loss": float(a), "valid_loss": float(b)} for a, b in zip(ev["validation_0"][metric],
+                                                                          ev["validation_1"][metric], strict=False)]
     return model, hist
 
 
@@ -170,6 +201,8 @@ def fit(family: str, task: Any, params: dict[str, Any], seed: int, n_out: int, x
         return [m[0][0] for m in fitted], fitted[0][1]
     if family == "lightgbm":
         model, hist = _lightgbm(task, params, seed, n_out, x_tr, y_tr, x_va, y_va)
+    elif family == "xgboost":
+        model, hist = _xgboost(task, params, seed, n_out, x_tr, y_tr, x_va, y_va)
     else:
         model, hist = _catboost(task, params, seed, n_out, x_tr, y_tr, x_va, y_va, categorical)
     return [model], hist

@@ -54,8 +54,7 @@ def latest_run(runs: Path, comp_name: str) -> Path:
 def competition_for_run(comp: Competition, record: dict[str, Any]) -> Competition:
     """The competition as the run trained it (its model family, for tabular competitions)."""
     model = record.get("model")
-    families = ("mlp", "lightgbm", "catboost")
-    return comp.with_model(model) if model in families and getattr(comp, "model_family", None) else comp
+    return comp.with_model(model) if model in getattr(comp, "families", ()) else comp
 
 
 def saved_models(comp: Competition, run_dir: Path, record: dict[str, Any]) -> list[str]:

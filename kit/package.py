@@ -28,14 +28,16 @@ from kit.spec import Competition
 
 # Libraries inference imports that Kaggle's notebook image lacks. Inference (kit.inference -> kit.predictors,
 # kit.tasks, kit.vision, the competition module) imports torch, fastai (with its own dependencies: torchvision,
-# pillow, matplotlib, fastprogress, fastcore...), numpy, pandas, scikit-learn, scipy, lightgbm and catboost, all
-# in the image, plus `iterstrat` (kit.tasks' MultilabelStratifiedKFold), which is not. optuna, kaggle, py7zr and
+# pillow, matplotlib, fastprogress, fastcore...), numpy, pandas, scikit-learn, scipy, lightgbm, catboost and
+# xgboost, all in the image, plus `iterstrat` (kit.tasks' MultilabelStratifiedKFold), `rtdl_num_embeddings` (the
+# tabular nets' embeddings, unpickled with their fold models) and `tabm`, which are not. optuna, kaggle, py7zr and
 # requests are imported only by tune/download/submit, never by inference, so they are not shipped.
 # Installed with --no-deps: a library listed here whose own requirements the image lacks must list them too.
-NOTEBOOK_EXTRA_WHEELS: tuple[str, ...] = ("iterative-stratification",)
+NOTEBOOK_EXTRA_WHEELS: tuple[str, ...] = ("iterative-stratification", "rtdl_num_embeddings", "tabm")
 # What Kaggle's Python image provides (the distributions inference may rely on without shipping them).
 NOTEBOOK_IMAGE: tuple[str, ...] = ("torch", "torchvision", "fastai", "numpy", "pandas", "scikit-learn", "scipy",
-                                   "lightgbm", "catboost", "pillow", "matplotlib")
+                                   "lightgbm", "catboost", "xgboost", "pillow", "matplotlib",
+                                   "typing_extensions", "pyarrow")
 NOTEBOOK_PYTHON = "3.11"
 NOTEBOOK_PLATFORM = "manylinux2014_x86_64"
 PLACEHOLDER_OWNER = "USERNAME"

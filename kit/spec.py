@@ -118,7 +118,7 @@ class Competition:
         )
 
     def with_model(self, family: str) -> Competition:
-        """A copy that trains another model family (tabular competitions: mlp, lightgbm, catboost)."""
+        """A copy that trains another model family (tabular competitions: mlp, tabm, lightgbm, xgboost, catboost)."""
         raise KitError(f"competition {self.name!r} has no model families to choose from (--model {family})")
 
     def with_cache_dir(self, cache_dir: Path | None) -> Competition:

@@ -14,6 +14,7 @@ from torch import nn
 from kit import gbdt, learner
 from kit.errors import DataError, KitError
 from kit.io import read_csv, show
+from kit.nets import fit as nets_fit
 from kit.predictors import MLPPredictor, TreePredictor, cpu_copy
 from kit.preprocess import make_preprocessor
 from kit.spec import Competition, Data, FoldOutput
@@ -32,13 +33,33 @@ def mlp(n_in: int, n_out: int, width: int = 128, depth: int = 1, dropout: float 
     return nn.Sequential(*layers)
 
 
-# The MLP's defaults for a competition that declares none: one hidden layer of 128, light dropout and weight
-# decay, 30 epochs of fit_one_cycle. Chosen on the contract benchmark's splits 3-6 (bench/results/contract.md has
-# the sweep), not per competition: two layers overfit the small tables (log loss 12 % worse than logistic
-# regression on breast cancer), one layer is within 2 % of the best scikit-learn baseline on all three.
-DEFAULT_PARAMS: dict[str, Any] = {
-    "width": 128, "depth": 1, "dropout": 0.1, "wd": 0.01, "epochs": 30, "lr": 3e-3, "bs": 64, "n_models": 1,
+# The seeds' MLP (`arch="seed"`): one hidden layer of 128, light dropout and weight decay, 30 epochs of
+# fit_one_cycle on the one-hot/standardised ColumnTransformer. Chosen on the contract benchmark's splits 3-6
+# (bench/results/contract.md has the sweep): two layers overfit the small tables, one layer is within 2 % of the
+# best scikit-learn baseline on all three. A competition that declares `default_params` without `arch` gets it
+# (its values were written for this net); Titanic declares it.
+SEED_PARAMS: dict[str, Any] = {
+    "arch": "seed", "width": 128, "depth": 1, "dropout": 0.1, "wd": 0.01, "epochs": 30, "lr": 3e-3, "bs": 64,
+    "n_models": 1,
 }
+
+# The modern MLP (`arch="modern"`, kit.nets): quantile-normalised numbers, periodic embeddings of the
+# numbers, one-hot / embedded categories, 3 x 256 ReLU, label smoothing, batch size and epochs from the data
+# size (0), best validation epoch kept; the default of every competition that declares no parameters.
+# Chosen on bench/tabular.py's choice tables (its "choice" section), reported on others (bench/results/tabular.md).
+NET_PARAMS: dict[str, Any] = {
+    "lr": 6e-3, "wd": 1e-4, "dropout": 0.1, "epochs": 0, "bs": 0, "n_models": 1, "num_transform": "quantile",
+    "num_emb": "periodic", "d_emb": 16, "emb_scale": 0.3, "label_smoothing": 0.1, "schedule": "one_cycle",
+    "target_transform": "auto", "max_levels": 1000,
+}
+DEFAULT_PARAMS: dict[str, Any] = {"arch": "modern", "width": 256, "depth": 3, **NET_PARAMS}
+
+# TabM (kit.nets.modules.TabM on the `tabm` package's BatchEnsemble): k=8 heads of 2 x 128 (every head sees every
+# row, so a step costs k times an MLP of that width: the paper's 32 x 512 is ~30x the modern MLP's cost on a
+# CPU), the same inputs and schedule as the modern MLP.
+TABM_PARAMS: dict[str, Any] = {"width": 128, "depth": 2, "k": 8, **NET_PARAMS}
+
+NET_FAMILIES = ("mlp", "tabm")
 
 
 class TabularCompetition(Competition):
@@ -52,24 +73,44 @@ class TabularCompetition(Competition):
     numeric_features: ClassVar[list[str]] = []  # after the feature steps: imputed + scaled
     categorical_features: ClassVar[list[str]] = []  # after the feature steps: one-hot
     default_params: ClassVar[dict[str, Any]] = dict(DEFAULT_PARAMS)
-    model_family: ClassVar[str] = "mlp"  # `kit train --model lightgbm|catboost` picks another
+    model_family: ClassVar[str] = "mlp"  # `kit train --model tabm|lightgbm|catboost|xgboost` picks another
     family_params: ClassVar[dict[str, dict[str, Any]]] = {}  # per-family defaults a competition overrides
+    families: ClassVar[tuple[str, ...]] = (*NET_FAMILIES, *gbdt.FAMILIES)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("default_params")
+        if own is not None:  # the declared values over the declared arch's defaults: every mlp key is known
+            seed = own.get("arch", "seed") == "seed"  # declared without arch: written for the seeds' MLP
+            cls.default_params = {**DEFAULT_PARAMS, **(SEED_PARAMS if seed else {}), **own}
 
     def with_model(self, family: str) -> TabularCompetition:
-        """A copy of this competition that trains `family` (mlp | lightgbm | catboost) on the same folds and
-        fold pipeline, with that family's parameters and search space; the shared object is left as it is."""
+        """A copy of this competition that trains `family` (mlp | tabm | lightgbm | catboost | xgboost) on the
+        same folds and fold pipeline, with that family's parameters and search space; the shared object is left
+        as it is."""
         if family == self.model_family:
             return self
-        if family != "mlp" and family not in gbdt.FAMILIES:
-            raise KitError(f"unknown model {family!r}; one of mlp, {', '.join(gbdt.FAMILIES)}")
+        if family not in self.families:
+            raise KitError(f"unknown model {family!r}; one of {', '.join(self.families)}")
         comp = copy.copy(self)
         comp.model_family = family
         if family == "mlp":
             comp.default_params = dict(type(self).default_params)
+        elif family == "tabm":
+            gbdt.Family("tabm", "tabm", {}).require()
+            comp.default_params = {**TABM_PARAMS, **self.family_params.get(family, {})}
         else:
             gbdt.FAMILIES[family].require()
             comp.default_params = {**gbdt.FAMILIES[family].defaults, **self.family_params.get(family, {})}
         return comp
+
+    def net_kind(self, params: dict[str, Any]) -> str | None:
+        """`seed` (the seeds' MLP), `mlp` (kit.nets' modern MLP), `tabm`, or None for a tree family."""
+        if self.model_family == "tabm":
+            return "tabm"
+        if self.model_family == "mlp":
+            return "mlp" if params.get("arch", "seed") == "modern" else "seed"
+        return None
 
     def describe_model(self, params: dict[str, Any]) -> str:
         """The model family, for run records."""
@@ -92,8 +133,14 @@ class TabularCompetition(Competition):
     def check_params(self, params: dict[str, Any]) -> None:
         """Reject unknown names and values the model cannot use."""
         super().check_params(params)
-        if self.model_family != "mlp":
+        kind = self.net_kind({**self.default_params, **params})
+        if kind is None:
             gbdt.check_params(self.model_family, params)
+            return
+        if params.get("arch", "seed") not in ("seed", "modern"):
+            raise KitError(f"{self.name}: arch must be seed or modern (got {params['arch']!r})")
+        if kind != "seed":
+            nets_fit.check_params(params, self.name)
             return
         for key in ("width", "depth", "epochs", "bs", "n_models"):
             if key in params and int(params[key]) < 1:
@@ -105,9 +152,13 @@ class TabularCompetition(Competition):
                            f"wd={params.get('wd')})")
 
     def search_space(self, trial) -> dict[str, Any]:
-        """MLP: lr, epochs, width, depth, dropout, weight decay, batch size; trees: their family's space."""
-        if self.model_family != "mlp":
+        """The seeds' MLP: lr, epochs, width, depth, dropout, weight decay, batch size; the modern MLP and TabM:
+        lr, width, depth, dropout, weight decay, label smoothing, numerical embeddings; trees: their family's."""
+        kind = self.net_kind(self.default_params)
+        if kind is None:
             return gbdt.search_space(self.model_family, trial)
+        if kind != "seed":
+            return nets_fit.search_space(kind, trial)
         return {
             "lr": trial.suggest_float("lr", 3e-4, 3e-2, log=True),
             "epochs": trial.suggest_int("epochs", 5, 40, step=5),
@@ -181,8 +232,11 @@ class TabularCompetition(Competition):
 
         Regression targets are scaled on the training fold (the task's TargetScaler) and predictions unscaled.
         """
-        if self.model_family != "mlp":
+        kind = self.net_kind(params)
+        if kind is None:
             return self.fit_fold_trees(data, train_idx, valid_idx, params, seed)
+        if kind != "seed":
+            return nets_fit.fit_fold(kind, self, data, train_idx, valid_idx, params, seed, callbacks, progress)
         pipe = self.pipeline(params)
         x_train = np.asarray(pipe.fit_transform(data.train.iloc[train_idx], data.y[train_idx]), dtype=np.float32)
         x_valid = np.asarray(pipe.transform(data.train.iloc[valid_idx]), dtype=np.float32)

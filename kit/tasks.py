@@ -135,8 +135,9 @@ class Task:
         return TargetScaler(identity=True)
 
     # ---- loss and predictions -----------------------------------------------------------------------
-    def loss(self) -> Any:
-        """The fastai loss (with its `activation` and `decodes`)."""
+    def loss(self, smoothing: float = 0.0) -> Any:
+        """The fastai loss (with its `activation` and `decodes`); `smoothing` > 0: label smoothing, for the
+        classification tasks (regression ignores it)."""
         raise NotImplementedError
 
     def outputs_to_probs(self, probs: np.ndarray) -> np.ndarray:
@@ -197,9 +198,13 @@ class Binary(_SingleLabel):
                             f"in a binary target ({len(classes)} classes); declare task = 'multiclass'")
         return _index(values, classes), classes
 
-    def loss(self) -> Any:
+    def loss(self, smoothing: float = 0.0) -> Any:
         from fastai.losses import BCEWithLogitsLossFlat
 
+        if smoothing > 0:
+            from kit.nets.losses import SmoothBCEWithLogitsLossFlat
+
+            return SmoothBCEWithLogitsLossFlat(eps=smoothing)
         return BCEWithLogitsLossFlat()
 
     def target_dtype(self) -> Any:
@@ -228,10 +233,10 @@ class Multiclass(_SingleLabel):
     def n_outputs(self, y: np.ndarray, classes: Sequence | None) -> int:
         return len(classes) if classes is not None else int(np.max(y)) + 1
 
-    def loss(self) -> Any:
-        from fastai.losses import CrossEntropyLossFlat
+    def loss(self, smoothing: float = 0.0) -> Any:
+        from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropyFlat
 
-        return CrossEntropyLossFlat()
+        return LabelSmoothingCrossEntropyFlat(eps=smoothing) if smoothing > 0 else CrossEntropyLossFlat()
 
     def outputs_to_probs(self, probs: np.ndarray) -> np.ndarray:
         probs = np.asarray(probs, dtype=np.float64)
@@ -270,9 +275,13 @@ class Multilabel(Task):
     def n_outputs(self, y: np.ndarray, classes: Sequence | None) -> int:
         return int(np.shape(y)[1])
 
-    def loss(self) -> Any:
+    def loss(self, smoothing: float = 0.0) -> Any:
         from fastai.losses import BCEWithLogitsLossFlat
 
+        if smoothing > 0:
+            from kit.nets.losses import SmoothBCEWithLogitsLossFlat
+
+            return SmoothBCEWithLogitsLossFlat(eps=smoothing)
         return BCEWithLogitsLossFlat()
 
     def outputs_to_probs(self, probs: np.ndarray) -> np.ndarray:
@@ -337,7 +346,7 @@ class Regression(Task):
     def fit_target(self, y: np.ndarray) -> TargetScaler:
         return TargetScaler(transform=self.transform).fit(y)
 
-    def loss(self) -> Any:
+    def loss(self, smoothing: float = 0.0) -> Any:
         from fastai.losses import MSELossFlat
 
         return MSELossFlat()
@@ -388,7 +397,7 @@ class Points(Regression):
     def fit_target(self, y: np.ndarray) -> TargetScaler:
         return TargetScaler(mean=self.extent / 2, std=self.extent / 2, lower=0.0, upper=self.extent)
 
-    def loss(self) -> Any:
+    def loss(self, smoothing: float = 0.0) -> Any:
         from fastai.losses import BaseLoss
 
         return BaseLoss(MaskedMSELoss, flatten=False, floatify=True)

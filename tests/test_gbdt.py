@@ -16,10 +16,12 @@ from kit.cv import cross_validate, make_folds
 from kit.errors import KitError
 from tests.test_contract import comps_root, label_sample, raw_scale, text_labels, write_comp  # noqa: F401
 
-FAST = {"lightgbm": ["--set", "n_estimators=60"], "catboost": ["--set", "iterations=60"]}
+FAST = {"lightgbm": ["--set", "n_estimators=60"], "catboost": ["--set", "iterations=60"],
+        "xgboost": ["--set", "n_estimators=60"]}
+SMALL = {"lightgbm": {"n_estimators": 40}, "catboost": {"iterations": 40}, "xgboost": {"n_estimators": 40}}
 
 
-@pytest.mark.parametrize("family", ["lightgbm", "catboost"])
+@pytest.mark.parametrize("family", ["lightgbm", "catboost", "xgboost"])
 def test_family_trains_on_the_same_folds_and_records_itself(titanic_dir, workdir, capsys, family):
     rc = train_main(["--comp", "titanic", "--data-dir", str(titanic_dir), "--folds", "2", "--model", family,
                      "--quiet", *FAST[family]])
@@ -35,11 +37,11 @@ def test_family_trains_on_the_same_folds_and_records_itself(titanic_dir, workdir
     assert (folds == make_folds(mlp.task, data.y, 2, 42)).all()  # the same folds as the MLP's
 
 
-@pytest.mark.parametrize("family", ["lightgbm", "catboost"])
+@pytest.mark.parametrize("family", ["lightgbm", "catboost", "xgboost"])
 def test_family_is_deterministic_with_the_seed(titanic_dir, family):
     comp = registry.get("titanic").with_model(family)
     data = comp.load(titanic_dir)
-    params = comp.params({"n_estimators": 40} if family == "lightgbm" else {"iterations": 40})
+    params = comp.params(SMALL[family])
     a = cross_validate(comp, data, params, seed=3, n_folds=2, progress=False)
     b = cross_validate(comp, data, params, seed=3, n_folds=2, progress=False)
     assert np.array_equal(a.oof, b.oof) and np.array_equal(a.test, b.test)
@@ -51,7 +53,7 @@ def test_with_model_copies_and_leaves_the_shared_competition_alone():
     assert lgb is not comp and lgb.model_family == "lightgbm" and comp.model_family == "mlp"
     assert "num_leaves" in lgb.default_params and "width" in comp.default_params
     assert registry.get("titanic").model_family == "mlp"
-    with pytest.raises(KitError, match="unknown model 'xgb'; one of mlp, lightgbm, catboost"):
+    with pytest.raises(KitError, match="unknown model 'xgb'; one of mlp, tabm, lightgbm, catboost, xgboost"):
         comp.with_model("xgb")
     with pytest.raises(KitError, match="no model families"):
         registry.get("planet").with_model("lightgbm")
@@ -59,11 +61,11 @@ def test_with_model_copies_and_leaves_the_shared_competition_alone():
         gbdt.Family("x", "no_such_pkg", {}).require()
 
 
-@pytest.mark.parametrize("family", ["lightgbm", "catboost"])
+@pytest.mark.parametrize("family", ["lightgbm", "catboost", "xgboost"])
 def test_families_follow_the_task_multiclass_text_labels_and_raw_regression(comps_root, family):  # noqa: F811
     mc = write_comp(comps_root, f"gmc_{family}", "multiclass", "accuracy", text_labels, label_sample, n=200)
     reg = write_comp(comps_root, f"greg_{family}", "regression", "rmse", raw_scale, label_sample, n=200)
-    small = {"n_estimators": 80} if family == "lightgbm" else {"iterations": 80}
+    small = {k: 80 for k in SMALL[family]}
     comp = registry.get(f"gmc_{family}").with_model(family)
     cv = cross_validate(comp, comp.load(mc), comp.params(small), seed=0, n_folds=3, progress=False)
     assert cv.oof.shape[1] == 3 and np.allclose(cv.oof.sum(axis=1), 1) and cv.mean > 0.6

@@ -20,6 +20,9 @@ CASES = {
     "mlp": ("titanic", None, {"epochs": 2, "n_models": 2}),
     "lightgbm": ("titanic", "lightgbm", {"n_estimators": 30}),
     "catboost": ("titanic", "catboost", {"iterations": 30}),
+    "xgboost": ("titanic", "xgboost", {"n_estimators": 30}),
+    "mlp-modern": ("titanic", None, {"arch": "modern", "epochs": 3, "width": 16, "depth": 2, "d_emb": 4}),
+    "tabm": ("titanic", "tabm", {"epochs": 3, "width": 16, "depth": 1, "k": 4, "d_emb": 4}),
 }
 
 
@@ -30,7 +33,7 @@ def test_saved_tabular_run_predicts_its_own_test_set_exactly(titanic_dir, workdi
     comp = comp.with_model(model) if model else comp
     r = train_and_submit(comp, titanic_dir, comp.params(params), seed=4, n_folds=2, progress=False)
     rec = json.loads((r.run_dir / "record.json").read_text())
-    assert rec["models"]["files"] == ["models/fold-0.pt", "models/fold-1.pt"] and rec["model"] == family
+    assert rec["models"]["files"] == ["models/fold-0.pt", "models/fold-1.pt"] and rec["model"] == (model or "mlp")
     pred = predict_run(registry.get(name), r.run_dir, titanic_dir)  # the family comes from the record
     assert np.array_equal(pred.probs, r.cv.test)
     assert predict_main(["--comp", name, "--data-dir", str(titanic_dir), "--run", r.run_dir.name]) == 0

@@ -31,7 +31,7 @@ class Titanic(TabularCompetition):
                         "IsBoy", "GroupSurvival", "FamilyKnown", "TicketKnown", "WCGSurvival", "WCGKnown"]
     categorical_features = ["Sex", "Embarked", "Title", "Pclass", "Deck"]
     default_params: dict[str, Any] = {
-        "width": 64, "depth": 1, "dropout": 0.3, "wd": 0.03, "epochs": 20, "lr": 3e-3, "bs": 64,
+        "arch": "seed", "width": 64, "depth": 1, "dropout": 0.3, "wd": 0.03, "epochs": 20, "lr": 3e-3, "bs": 64,
         "n_models": 1,
     }
 

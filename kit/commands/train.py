@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     cargs.add_data_dir(p)
     cargs.add_cv(p)
     p.add_argument("--model", default=None,
-                   help="tabular competitions: mlp, lightgbm or catboost (default: the competition's own)")
+                   help="tabular competitions: mlp, tabm, lightgbm, xgboost or catboost (default: the competition's)")
     cargs.add_overrides(p)
     p.add_argument("--params", type=Path, default=None, help="JSON file of hyper-parameters (e.g. a tune result)")
     cargs.add_outputs(p)

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat", type=int, default=60,
                    help="seconds between worker heartbeats; a trial silent for twice this is failed and retried")
     p.add_argument("--model", default=None,
-                   help="tabular competitions: mlp, lightgbm or catboost (default: the competition's own)")
+                   help="tabular competitions: mlp, tabm, lightgbm, xgboost or catboost (default: the competition's)")
     cargs.add_overrides(p, help="fix a hyper-parameter instead of searching it (repeatable), e.g. --set epochs=3")
     p.add_argument("--worker", type=int, default=0,
                    help="this machine's index when several machines share a study (0, 1, ...): the sampler is "

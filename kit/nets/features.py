@@ -1,0 +1,126 @@
+"""Fold-safe input encoding for the tabular nets, fit on the training fold only.
+
+Numbers: median imputation plus a missing-indicator column where the training fold has NaNs, robust scaling
+(median and inter-quartile range; min-max range where the IQR is 0) and a smooth clip x / sqrt(1 + (x / 3)^2)
+(Holzmüller et al. 2024, RealMLP): outliers in test rows cannot push the net far outside the range it was
+trained on, which plain standardisation allows (one extreme row dominated RMSE before). `quantile` maps
+each column through its training-fold quantiles to a normal instead (TabM's choice).
+
+Categories become integer codes 1..L of their `max_levels` most frequent training levels that have at least
+`min_count` rows, with 0 for missing, rare and unseen levels; the net one-hot encodes small ones and embeds
+large ones (`kit.nets.modules.InputEncoder`). So a 100k-level column costs at most `max_levels` embedding
+rows, and a test level never seen in the training fold cannot crash inference. Each numeric column with NaNs
+in the training fold also gets a missing indicator, as a 2-level code.
+
+The output is one float32 matrix [numbers | codes]; the module splits it by the sizes the encoder records
+(`n_numeric`, `cardinalities`), so kit's single-tensor data path and its saved fold pipelines serve the nets
+unchanged (codes up to 2^24 are exact in float32).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.preprocessing import QuantileTransformer
+
+from kit.errors import KitError
+
+NUM_TRANSFORMS = ("robust", "quantile", "standard")
+
+
+def smooth_clip(x: np.ndarray, bound: float = 3.0) -> np.ndarray:
+    """x / sqrt(1 + (x / bound)^2): the identity near 0, tending to +-bound."""
+    return x / np.sqrt(1.0 + (x / bound) ** 2)
+
+
+class NetFeatures(TransformerMixin, BaseEstimator):
+    """Numbers scaled and smoothly clipped (or quantile-normalised), categoricals and missing indicators as
+    integer codes; all fit on the training fold."""
+
+    _parameter_constraints: dict[str, Any] = {
+        "num_transform": NUM_TRANSFORMS, "max_levels": (1, None), "min_count": (1, None),
+    }
+
+    def __init__(self, numeric: list[str], categorical: list[str], num_transform: str = "robust",
+                 max_levels: int = 1000, min_count: int = 3, seed: int = 0) -> None:
+        self.numeric = numeric
+        self.categorical = categorical
+        self.num_transform = num_transform
+        self.max_levels = max_levels
+        self.min_count = min_count
+        self.seed = seed
+
+    def _check(self) -> None:
+        if self.num_transform not in NUM_TRANSFORMS:
+            raise KitError(f"num_transform must be one of {', '.join(NUM_TRANSFORMS)} (got {self.num_transform!r})")
+        for key in ("max_levels", "min_count"):
+            if int(getattr(self, key)) < 1:
+                raise KitError(f"{key} must be >= 1 (got {getattr(self, key)})")
+
+    def _numbers(self, df: pd.DataFrame) -> np.ndarray:
+        if not self.numeric:
+            return np.zeros((len(df), 0))
+        return np.column_stack([pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
+                                for c in self.numeric])
+
+    @staticmethod
+    def _strings(col: pd.Series) -> pd.Series:
+        return col.where(col.isna(), col.astype(str))
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> NetFeatures:
+        """Learn medians, scales, which columns get an indicator, and each categorical's levels."""
+        self._check()
+        x = self._numbers(X)
+        finite = np.where(np.isfinite(x), x, np.nan)
+        with warnings.catch_warnings():  # an all-NaN column's median is NaN (said once by numpy): 0 then
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.median_ = np.nan_to_num(np.nanmedian(finite, axis=0)) if x.shape[1] else np.zeros(0)
+        self.indicate_ = np.isnan(finite).any(axis=0) if x.shape[1] else np.zeros(0, bool)
+        filled = np.where(np.isnan(finite), self.median_, finite)
+        if self.num_transform == "quantile" and filled.shape[1]:
+            # a little noise breaks ties of discrete columns, as TabM's reference preprocessing does
+            rng = np.random.default_rng(self.seed)
+            noisy = filled + rng.normal(0.0, 1e-5, filled.shape) * np.maximum(filled.std(axis=0), 1e-12)
+            self.quantile_ = QuantileTransformer(n_quantiles=max(min(len(filled) // 30, 1000), 10),
+                                                 output_distribution="normal", subsample=10**9,
+                                                 random_state=self.seed).fit(noisy)
+        elif filled.shape[1]:
+            if self.num_transform == "robust":
+                q1, q3 = np.percentile(filled, [25, 75], axis=0)
+                scale = q3 - q1
+                span = filled.max(axis=0) - filled.min(axis=0)
+                scale = np.where(scale > 0, scale, np.where(span > 0, span, 1.0))
+                self.center_, self.scale_ = self.median_, scale
+            else:
+                std = filled.std(axis=0)
+                self.center_, self.scale_ = filled.mean(axis=0), np.where(std > 0, std, 1.0)
+        self.levels_: dict[str, list[str]] = {}
+        for c in self.categorical:
+            counts = self._strings(X[c]).value_counts()
+            kept = counts[counts >= min(self.min_count, counts.max() if len(counts) else 1)].head(self.max_levels)
+            self.levels_[c] = sorted(kept.index)
+        self.n_numeric = int(x.shape[1])
+        # code 0: missing, rare or unseen; indicators: 0 present, 1 missing
+        self.cardinalities = [2] * int(self.indicate_.sum()) + [len(v) + 1 for v in self.levels_.values()]
+        return self
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        """The float32 matrix [numbers | indicator and category codes]."""
+        x = self._numbers(X)
+        finite = np.where(np.isfinite(x), x, np.nan)
+        missing = np.isnan(finite)
+        filled = np.where(missing, self.median_, finite)
+        if filled.shape[1]:
+            if self.num_transform == "quantile":
+                filled = self.quantile_.transform(filled)
+            else:
+                filled = smooth_clip((filled - self.center_) / self.scale_)
+        blocks = [filled, missing[:, self.indicate_].astype(np.float64)]
+        for c, levels in self.levels_.items():
+            cat = pd.Categorical(self._strings(X[c]), categories=levels)
+            blocks.append((cat.codes.astype(np.int64) + 1).reshape(-1, 1).astype(np.float64))
+        return np.hstack(blocks).astype(np.float32) if blocks else np.zeros((len(X), 0), np.float32)

@@ -1,0 +1,109 @@
+"""The tabular nets' modules. Both take the float matrix of `kit.nets.features.NetFeatures` ([numbers | codes])
+and share one input encoder; they differ in the body:
+
+- `TabularMLP`: numbers through periodic embeddings (PLR-lite, `rtdl_num_embeddings.PeriodicEmbeddings`;
+  Gorishniy et al. 2022), small categoricals one-hot, large ones through learned embeddings, then
+  `depth` x (Linear -> ReLU -> Dropout) and a linear output;
+- `TabM`: the same encoder in front of the `tabm` package's BatchEnsemble backbone (k sub-MLPs sharing most
+  weights; Gorishniy et al., ICLR 2025). In training it returns every head, (batch, k, outputs), so the loss is
+  the mean over heads (`kit.nets.losses.EnsembleLoss`); in eval it returns one logit per output that is the
+  heads' mean *probability* expressed as a logit (mean of values for regression), so kit's predictors and
+  fastai's `get_preds` treat it like any other net.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+COMBINE = ("sigmoid", "softmax", "identity")
+
+
+def embedding_size(cardinality: int) -> int:
+    """fastai's rule of thumb (`emb_sz_rule`), capped at 32 for tables of modest size."""
+    return int(min(32, round(1.6 * cardinality**0.56)))
+
+
+class InputEncoder(nn.Module):
+    """[numbers | codes] -> one flat vector: periodic embeddings of the numbers (or the numbers as they are),
+    one-hot codes of columns with at most `max_onehot` levels, learned embeddings of larger ones."""
+
+    def __init__(self, n_numeric: int, cardinalities: list[int], num_emb: str = "periodic", d_emb: int = 16,
+                 max_onehot: int = 8, frequency_scale: float = 0.1) -> None:
+        super().__init__()
+        self.n_numeric = n_numeric
+        self.cardinalities = list(cardinalities)
+        self.onehot = [i for i, c in enumerate(self.cardinalities) if c <= max_onehot + 1]
+        self.embedded = [i for i, c in enumerate(self.cardinalities) if c > max_onehot + 1]
+        self.periodic = None
+        if n_numeric and num_emb == "periodic":
+            from rtdl_num_embeddings import PeriodicEmbeddings
+
+            self.periodic = PeriodicEmbeddings(n_numeric, d_emb, n_frequencies=max(d_emb, 16),
+                                               frequency_init_scale=frequency_scale, lite=True)
+        self.embeddings = nn.ModuleList(nn.Embedding(self.cardinalities[i], embedding_size(self.cardinalities[i]))
+                                        for i in self.embedded)
+        self.n_out = ((n_numeric * d_emb if self.periodic is not None else n_numeric)
+                      + sum(self.cardinalities[i] for i in self.onehot)
+                      + sum(e.embedding_dim for e in self.embeddings))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        num, codes = x[:, : self.n_numeric], x[:, self.n_numeric :].long()
+        parts = [self.periodic(num).flatten(1) if self.periodic is not None else num]
+        parts += [F.one_hot(codes[:, i].clamp(0, self.cardinalities[i] - 1), self.cardinalities[i]).to(x.dtype)
+                  for i in self.onehot]
+        parts += [emb(codes[:, i].clamp(0, emb.num_embeddings - 1)) for i, emb in zip(self.embedded,
+                                                                                   self.embeddings, strict=True)]
+        return torch.cat(parts, dim=1)
+
+
+class TabularMLP(nn.Module):
+    """InputEncoder -> depth x (Linear(width) -> ReLU -> Dropout) -> Linear(n_out)."""
+
+    def __init__(self, n_numeric: int, cardinalities: list[int], n_out: int, width: int = 256, depth: int = 3,
+                 dropout: float = 0.1, num_emb: str = "periodic", d_emb: int = 16, emb_scale: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = InputEncoder(n_numeric, cardinalities, num_emb, d_emb, frequency_scale=emb_scale)
+        layers: list[nn.Module] = []
+        d = self.encoder.n_out
+        for _ in range(depth):
+            layers += [nn.Linear(d, width), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            d = width
+        layers.append(nn.Linear(d, n_out))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.encoder(x))
+
+
+class TabM(nn.Module):
+    """InputEncoder (shared by the heads) -> tabm's BatchEnsemble MLP with k heads."""
+
+    def __init__(self, n_numeric: int, cardinalities: list[int], n_out: int, combine: str, k: int = 16,
+                 width: int = 256, depth: int = 3, dropout: float = 0.1, num_emb: str = "periodic",
+                 d_emb: int = 16, emb_scale: float = 0.1) -> None:
+        super().__init__()
+        import tabm
+
+        if combine not in COMBINE:
+            raise ValueError(f"combine must be one of {COMBINE}")
+        self.combine = combine
+        self.encoder = InputEncoder(n_numeric, cardinalities, num_emb, d_emb, frequency_scale=emb_scale)
+        self.net = tabm.TabM.make(n_num_features=self.encoder.n_out, d_out=n_out, k=k, n_blocks=depth,
+                                  d_block=width, dropout=dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        heads = self.net(self.encoder(x))  # (batch, k, n_out)
+        if self.training:
+            return heads
+        if self.combine == "identity":
+            return heads.mean(1)
+        if self.combine == "softmax":  # log of the mean probability: a valid logit for softmax
+            return torch.logsumexp(F.log_softmax(heads, dim=-1), dim=1) - math.log(heads.shape[1])
+        p = torch.sigmoid(heads.float()).mean(1).clamp(1e-7, 1 - 1e-7)
+        return torch.log(p) - torch.log1p(-p)

@@ -1,0 +1,147 @@
+"""The tabular nets (kit.nets): the modern MLP (`mlp`, arch=modern, the template's default) and TabM (`--model
+tabm`), on tiny generated tables of every task kind; their encoder, losses, callbacks and modules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from kit import learner, registry
+from kit.cv import cross_validate
+from kit.errors import KitError
+from kit.nets.callbacks import BestEpoch
+from kit.nets.features import NetFeatures, smooth_clip
+from kit.nets.fit import auto_batch_size, auto_epochs, target_scaler
+from kit.nets.losses import EnsembleLoss, SmoothBCEWithLogitsLossFlat
+from kit.nets.modules import TabM, TabularMLP
+from kit.tasks import Binary, Multiclass, Regression
+from tests.test_contract import (  # noqa: F401
+    binary_yes_no,
+    comps_root,
+    label_sample,
+    prob_sample,
+    raw_scale,
+    tags,
+    text_labels,
+    write_comp,
+)
+
+QUICK = {"width": 32, "depth": 2, "d_emb": 4}
+CASES = {
+    "binary": ("binary", "auc", binary_yes_no, prob_sample),
+    "multiclass": ("multiclass", "accuracy", text_labels, label_sample),
+    "regression": ("regression", "rmse", raw_scale, label_sample),
+    "multilabel": ("multilabel", "f2_samples", tags, label_sample),
+}
+
+
+@pytest.mark.parametrize("family", ["mlp", "tabm"])
+@pytest.mark.parametrize("kind", list(CASES))
+def test_net_learns_every_task_kind_deterministically(comps_root, family, kind):  # noqa: F811
+    task, metric, target, sample = CASES[kind]
+    name = f"n_{kind}_{family}"
+    d = write_comp(comps_root, name, task, metric, target, sample, n=240, n_test=40)
+    comp = registry.get(name).with_model(family)
+    assert comp.net_kind(comp.default_params) == family  # the template's default is the modern MLP
+    data = comp.load(d)
+    params = comp.params({**QUICK, **({"k": 4} if family == "tabm" else {})})  # epochs chosen by data size
+    a = cross_validate(comp, data, params, seed=1, n_folds=3, progress=False)
+    b = cross_validate(comp, data, params, seed=1, n_folds=3, progress=False)
+    assert np.array_equal(a.oof, b.oof) and np.array_equal(a.test, b.test)  # the seed fixes everything
+    if kind == "binary":
+        assert a.oof.ndim == 1 and ((a.oof > 0) & (a.oof < 1)).all() and a.mean > 0.75
+    elif kind == "multiclass":
+        assert a.oof.shape[1] == 3 and np.allclose(a.oof.sum(1), 1, atol=1e-5) and a.mean > 0.6
+    elif kind == "regression":
+        assert a.mean < 0.6 * data.y.std()
+    else:
+        assert a.oof.shape[1] == 3 and a.mean > 0.6
+
+
+def test_net_features_are_fit_on_the_training_rows_only():
+    tr = pd.DataFrame({"a": [1.0, 2.0, np.nan, 4.0, 100.0] * 4, "const": 1.0, "empty": np.nan,
+                       "city": ["x", "y", "x", None, "z"] * 4, "many": [f"l{i}" for i in range(20)]})
+    te = pd.DataFrame({"a": [1e9, np.nan], "const": [1.0, 1.0], "empty": [np.nan, 2.0], "city": ["unseen", "y"],
+                       "many": ["l3", "never"]})
+    enc = NetFeatures(["a", "const", "empty"], ["city", "many"], min_count=1, max_levels=5).fit(tr)
+    x = enc.transform(te)
+    assert enc.n_numeric == 3 and enc.cardinalities == [2, 2, 4, 6]  # indicators of a and empty; 3 + 1, 5 + 1
+    assert x.shape == (2, 3 + 4) and np.isfinite(x).all()
+    assert abs(x[0, 0]) <= 3  # an outlier test value is smoothly clipped, never 1e9 / IQR
+    assert x[1, 3] == 1 and x[0, 3] == 0  # a's missing indicator
+    assert x[0, 5] == 0 and x[1, 5] > 0  # an unseen city is code 0; a known one is not
+    assert x[1, 6] == 0  # a level outside the 5 kept ones is code 0
+    assert np.allclose(smooth_clip(np.array([0.0, 1e6, -1e6])), [0, 3, -3], atol=1e-4)
+    q = NetFeatures(["a"], [], num_transform="quantile").fit(tr).transform(te)
+    assert np.isfinite(q).all()
+    with pytest.raises(KitError, match="num_transform must be one of"):
+        NetFeatures(["a"], [], num_transform="log").fit(tr)
+
+
+def test_batch_size_and_epochs_follow_the_data_size():
+    assert auto_batch_size(700) == 64 and auto_batch_size(40_000) == 512 and auto_batch_size(4_000_000) == 1024
+    assert auto_epochs(400_000, 1024) < auto_epochs(20_000, 256) <= auto_epochs(500, 64)
+
+
+def test_skewed_non_negative_targets_are_fit_on_log1p_and_clipped_to_the_range():
+    rng = np.random.default_rng(0)
+    price = np.exp(rng.normal(7, 1, 2000))
+    s = target_scaler(Regression(), price, "auto")
+    assert s.transform == "log1p" and s.inverse(np.array([50.0]))[0] == pytest.approx(price.max())
+    assert target_scaler(Regression(), rng.normal(size=500), "auto").transform is None  # symmetric: as it is
+    assert target_scaler(Regression(), price, "none").transform is None
+
+
+def test_label_smoothing_and_the_ensemble_loss():
+    logits, y = torch.tensor([[4.0], [-4.0]]), torch.tensor([[1.0], [0.0]])
+    plain = Binary().loss()(logits, y)
+    smooth = Binary().loss(0.1)(logits, y)
+    assert isinstance(Binary().loss(0.1), SmoothBCEWithLogitsLossFlat) and smooth > plain
+    assert type(Multiclass().loss(0.1)).__name__ == "LabelSmoothingCrossEntropyFlat"
+    heads = torch.randn(5, 3, 1)
+    targ = torch.randint(0, 2, (5, 1)).float()
+    loss = EnsembleLoss(Binary().loss())
+    per_head = torch.stack([Binary().loss()(heads[:, i], targ) for i in range(3)]).mean()
+    assert torch.allclose(loss(heads, targ), per_head)
+    assert torch.allclose(loss.activation(torch.zeros(2)), torch.full((2,), 0.5))
+
+
+def test_tabm_trains_every_head_and_predicts_their_mean_probability():
+    torch.manual_seed(0)
+    m = TabM(2, [3], 4, "softmax", k=5, width=16, depth=2)
+    x = torch.tensor([[0.1, -0.2, 1.0], [1.0, 0.5, 2.0]])
+    assert m.train()(x).shape == (2, 5, 4)
+    out = m.eval()(x)
+    heads = m.net(m.encoder(x))
+    assert torch.allclose(torch.softmax(out, -1), torch.softmax(heads, -1).mean(1), atol=1e-6)
+    b = TabM(2, [3], 1, "sigmoid", k=3, width=8, depth=1).eval()
+    p = torch.sigmoid(b(x))
+    assert torch.allclose(p, torch.sigmoid(b.net(b.encoder(x))).mean(1), atol=1e-5)
+    with pytest.raises(ValueError, match="combine"):
+        TabM(2, [], 1, "mean")
+
+
+def test_chosen_epoch_restores_the_best_validation_weights():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.float32)
+    dls, _ = learner.tensor_dataloaders(x[:150], y[:150], x[150:], y[150:], x[:0], 32, Binary())
+    learn = learner.make_learner(dls, TabularMLP(3, [], 1, 16, 1, 0.0, "none"), Binary(), {"lr": 0.5})
+    best = BestEpoch()
+    learner.seed_everything(0)
+    learner.fit(learn, {"epochs": 8, "lr": 0.5}, cbs=[best], progress=False)  # a large lr: epochs get worse
+    losses = [h["valid_loss"] for h in learner.history(learn)]
+    assert best.chosen_epoch == int(np.argmin(losses))
+    assert learn.validate()[0] == pytest.approx(min(losses), rel=1e-5)
+
+
+def test_bad_net_parameters_are_one_line(comps_root):  # noqa: F811
+    write_comp(comps_root, "nbad", "binary", "auc", binary_yes_no, prob_sample, n=60, n_test=10)
+    comp = registry.get("nbad")
+    for bad, msg in (({"num_emb": "fourier"}, "num_emb must be one of periodic, none"),
+                     ({"label_smoothing": 0.7}, r"label_smoothing must be in \[0, 0.5\)"),
+                     ({"bs": -1}, "bs must be >= 1, or 0"), ({"arch": "resnet"}, "arch must be seed or modern")):
+        with pytest.raises(KitError, match=msg):
+            comp.check_params(comp.params(bad))
