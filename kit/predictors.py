@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kit.errors import KitError
+from kit.errors import DataError
 from kit.io import atomic_write_bytes
 from kit.tasks import TargetScaler
 
@@ -139,4 +139,4 @@ def load(path: Path) -> Any:
     try:
         return torch.load(Path(path), map_location="cpu", weights_only=False)
     except (OSError, EOFError, RuntimeError, ModuleNotFoundError) as e:
-        raise KitError(f"{path}: cannot load the fold model ({str(e).splitlines()[0] if str(e) else e})") from None
+        raise DataError(f"{path}: cannot load the fold model ({str(e).splitlines()[0] if str(e) else e})") from None
