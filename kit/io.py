@@ -18,8 +18,10 @@ from kit.errors import DataError, KitError, OutputError
 
 
 def output_error(path: Path, e: OSError) -> OutputError:
-    """A one-line OutputError for an OSError met while writing `path` (the path the OS names too, if another)."""
-    where = f" ({e.filename})" if getattr(e, "filename", None) and str(e.filename) != str(path) else ""
+    """A one-line OutputError for an OSError met while writing `path` (and the path the OS names, when it is
+    neither `path` nor a temp file beside it)."""
+    named = getattr(e, "filename", None)
+    where = f" ({named})" if named and Path(str(named)).parent != Path(path).parent else ""
     return OutputError(f"cannot write {path}: {e.strerror or e}{where}")
 
 

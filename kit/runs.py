@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kit.errors import DataError, KitError
+from kit.errors import DataError, KitError, OutputError
 from kit.io import read_json_object, sha256_file, writing
 
 RECORD = "record.json"
@@ -161,7 +161,10 @@ def staged(final: Path) -> Iterator[Path]:
         sweep(final.parent)
         tmp.mkdir()
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OutputError as e:  # name the run folder, not its temp name
+            raise OutputError(str(e).replace(str(tmp), str(final))) from None
         with writing(final):
             os.rename(tmp, final)
     except BaseException:
