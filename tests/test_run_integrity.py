@@ -17,9 +17,10 @@ import pytest
 from kit import cli, registry, runs
 from kit.ensemble.runs import read_run
 from kit.run import train_and_submit
+from tests.test_kernel_runner import needs_unshare
+from tests.test_package import wheel_cache  # noqa: F401 (a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 @pytest.fixture(scope="module")
@@ -255,8 +256,8 @@ sys.exit(code)
 
 def run_hooked(argv: list[str], n: int, sig: str, log: Path) -> subprocess.CompletedProcess:
     """`kit ARGV` in a new process that sends itself `sig` just before its n-th os.replace/os.rename."""
-    return subprocess.run([sys.executable, "-c", HOOK, str(n), sig, str(log), *argv], env=ENV, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([sys.executable, "-c", HOOK, str(n), sig, str(log), *argv], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
 
 
 def check_nothing_points_at_nothing(root: Path) -> None:
@@ -316,3 +317,64 @@ def test_predict_interrupted_while_writing_leaves_nothing(work, tmp_path):
         proc = run_hooked(argv, n, "SIGINT", log)
         assert proc.returncode == 130 and proc.stderr.strip().splitlines()[-1] == "error: interrupted"
         assert not files_under(work["root"] / "submissions" / "titanic")
+
+
+def test_package_interrupted_while_writing_leaves_nothing(work, tmp_path, wheel_cache, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("KIT_WHEEL_CACHE", str(wheel_cache))
+    argv = ["package", "--comp", "titanic", "--run", work["names"][0], "--owner", "bob"]
+    log = tmp_path / "calls.json"
+    proc = run_hooked(argv, 0, "SIGINT", log)
+    assert proc.returncode == 0, proc.stderr
+    final = f"packages/titanic/{work['names'][0]}"
+    n = next(i for i, (_, dst) in enumerate(json.loads(log.read_text()), 1) if dst == final)
+    shutil.rmtree("packages")
+    proc = run_hooked(argv, n, "SIGINT", log)  # Ctrl-C just before the package is renamed into place
+    assert proc.returncode == 130 and proc.stderr.strip().splitlines()[-1] == "error: interrupted", proc.stderr
+    assert not files_under(Path("packages") / "titanic")  # no package, no temp folder
+
+
+# ---- part 5: what the issue had not verified ---------------------------------------------------------------
+
+
+def test_train_killed_by_sigkill_resumes_its_folds_and_reproduces_the_submission(work, tmp_path):
+    argv = ["train", "--comp", "titanic", "--data-dir", str(work["data"]), "--folds", "3", "--seed", "5", "--set",
+            "epochs=2", "--quiet", "--threads", "1"]
+    log = tmp_path / "calls.json"
+    whole = run_hooked([*argv, "--runs", "whole/runs", "--out", "whole/subs"], 0, "SIGKILL", log)
+    assert whole.returncode == 0, whole.stderr
+    calls = [dst for _, dst in json.loads(log.read_text())]
+    after_fold = next(i for i, dst in enumerate(calls, 1) if dst.endswith("/fold-0.npz")) + 1
+    mid_fold = next(i for i, dst in enumerate(calls, 1) if dst.endswith("/fold-2.pt"))  # fold 2's arrays not in
+    for n, reused in ((after_fold, ["fold 1/3"]), (mid_fold, ["fold 1/3", "fold 2/3"])):
+        out = [*argv, "--runs", f"k{n}/runs", "--out", f"k{n}/subs"]
+        killed = run_hooked(out, n, "SIGKILL", log)  # kit's own process, killed at that write: no clean-up runs
+        assert killed.returncode == -9
+        assert not list(Path(f"k{n}").rglob("*.csv")) and not runs.run_folders(Path(f"k{n}/runs"), "titanic")
+        resumed = run_hooked(out, 0, "SIGKILL", log)
+        assert resumed.returncode == 0, resumed.stderr
+        assert "finished in an interrupted run, reused" in resumed.stderr
+        said = [f"fold {k}/3" for k in (1, 2, 3) if f"fold {k}/3: finished in an interrupted run" in resumed.stderr]
+        assert said == reused, resumed.stderr
+        assert Path(resumed.stdout.strip().splitlines()[-1]).read_bytes() == \
+            Path(whole.stdout.strip().splitlines()[-1]).read_bytes()
+        assert not Path(f"k{n}/runs/titanic/partial").exists()
+
+
+@needs_unshare
+def test_kernel_run_on_a_package_with_a_corrupt_or_missing_file(work, tmp_path, wheel_cache,  # noqa: F811
+                                                               monkeypatch, capsys):
+    from kit import kernel_runner as kr
+    from kit import package
+
+    monkeypatch.setenv("KIT_WHEEL_CACHE", str(wheel_cache))
+    pkg = package.build_package(registry.get("titanic"), work["runs"][0], Path("packages"), owner="bob")
+    fold1, fold0 = pkg.dataset_dir / "models" / "fold-1.pt", pkg.dataset_dir / "models" / "fold-0.pt"
+    fold1.write_bytes(fold1.read_bytes()[:20_000])
+    res = kr.run_kernel(pkg.kernel_dir, work["data"], pkg.dataset_dir, timeout_s=120, memory_mb=16384,
+                        work_dir=tmp_path / "kr1")
+    assert res.status == "error" and "fold-1.pt: SHA-256" in res.error and "differs from the record's" in res.error
+    fold0.unlink()
+    code, lines, err = kit(capsys, "kernel", "run", "--package", str(pkg.path), "--data-dir", str(work["data"]),
+                           "--timeout", "120", "--memory-mb", "16384", "--work-dir", str(tmp_path / "kr2"))
+    assert code == 1 and lines[0].startswith("status error") and len(err) == 1, (lines, err)
+    assert "fold-0.pt: missing" in "\n".join(lines + err)
