@@ -18,10 +18,11 @@ from kit.errors import DataError, KitError, OutputError
 
 
 def output_error(path: Path, e: OSError) -> OutputError:
-    """A one-line OutputError for an OSError met while writing `path` (and the path the OS names, when it is
-    neither `path` nor a temp file beside it)."""
+    """A one-line OutputError for an OSError met while writing `path`, and the folder on its way that the OS names
+    (`--out` is a file: `(out/comp)`); not a temp file beside it, nor the source of a copy."""
     named = getattr(e, "filename", None)
-    where = f" ({named})" if named and Path(str(named)).parent != Path(path).parent else ""
+    blocking = named is not None and Path(os.path.abspath(named)) in Path(os.path.abspath(path)).parents
+    where = f" ({named})" if blocking else ""
     return OutputError(f"cannot write {path}: {e.strerror or e}{where}")
 
 

@@ -6,10 +6,8 @@ process to itself at a chosen write (os.replace / os.rename), so the point is ex
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,10 +15,9 @@ import pytest
 from kit import cli, registry, runs
 from kit.ensemble.runs import read_run
 from kit.run import train_and_submit
+from tests.hooked import run_hooked
 from tests.test_kernel_runner import needs_unshare
 from tests.test_package import wheel_cache  # noqa: F401 (a fixture)
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -231,34 +228,6 @@ def test_blend_refuses_runs_on_other_data_unless_allowed(work, capsys):
 
 
 # ---- part 3: the order of writes; killed or interrupted at any write -----------------------------------------
-
-HOOK = """
-import json, os, signal, sys
-n, sig, log = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-calls = []
-def hooked(real, name):
-    def call(src, dst, *a, **k):
-        calls.append([name, str(dst)])
-        if len(calls) == n:
-            os.kill(os.getpid(), getattr(signal, sig))
-        return real(src, dst, *a, **k)
-    return call
-os.replace, os.rename = hooked(os.replace, "replace"), hooked(os.rename, "rename")
-try:
-    from kit import cli
-    code = cli.main(sys.argv[4:])
-finally:
-    with open(log, "w") as f:
-        json.dump(calls, f)
-sys.exit(code)
-"""
-
-
-def run_hooked(argv: list[str], n: int, sig: str, log: Path) -> subprocess.CompletedProcess:
-    """`kit ARGV` in a new process that sends itself `sig` just before its n-th os.replace/os.rename."""
-    return subprocess.run([sys.executable, "-c", HOOK, str(n), sig, str(log), *argv], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
-
 
 def check_nothing_points_at_nothing(root: Path) -> None:
     """Every submission's .json has its .csv and a complete run folder; every run folder in view is complete."""
