@@ -6,6 +6,7 @@ process to itself at a chosen write (os.replace / os.rename), so the point is ex
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -131,6 +132,34 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(work, capsys, full_disk, com
     assert files_under(full_disk) in (["filler"], ["filler", "titanic"])  # at most the (empty) folder it made
     assert not files_under(full_disk / "titanic")
     assert not Path("submissions").exists() and files_under(Path("runs")) == before
+
+
+def test_a_read_only_disk_is_one_line(work, capsys, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(ro)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root?)")
+    try:
+        code, lines, err = kit(capsys, *blend_args(work, "--out", str(ro)))
+        assert code == 5 and len(err) == 1 and err[0].startswith(f"error: cannot write {ro}/titanic/"), err
+        assert "Read-only file system" in err[0] and not lines
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
+
+
+def test_train_whose_submission_cannot_be_written_keeps_its_folds_for_the_rerun(work, capsys, caplog, full_disk):
+    caplog.set_level(logging.INFO)
+    argv = ["train", "--comp", "titanic", "--data-dir", str(work["data"]), "--folds", "2", "--seed", "9", "--set",
+            "epochs=1", "--quiet", "--threads", "1"]
+    code, _, err = kit(capsys, *argv, "--out", str(full_disk))
+    assert code == 5 and err[-1].startswith(f"error: cannot write {full_disk}/titanic/"), err
+    assert "No space left on device" in err[-1]
+    assert len(runs.run_folders(Path("runs"), "titanic")) == 3  # no run folder without its submission
+    assert list(Path("runs/titanic/partial").glob("*/fold-1.npz"))  # the trained folds are not lost
+    code, lines, err = kit(capsys, *argv)
+    assert code == 0 and Path(lines[-1]).is_file()
+    assert "fold 2/2: finished in an interrupted run, reused" in caplog.text
 
 
 # ---- part 2: the run's own files, checked --------------------------------------------------------------------
