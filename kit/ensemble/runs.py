@@ -17,9 +17,9 @@ import pandas as pd
 
 from kit.errors import DataError, KitError
 from kit.runs import FOLDS, OOF, RECORD, TEST_PROBS, read_record, run_folders, verify
+from kit.submission import PROB_SUM_TOL
 
 RUN_FILES = (FOLDS, OOF, TEST_PROBS, RECORD)
-PROB_SUM_TOL = 1e-3
 DEFAULT_MODEL = "mlp"  # runs recorded before model families existed
 
 
