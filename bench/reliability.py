@@ -1,8 +1,11 @@
-"""Bad-input and fault cases against `kit train`, `kit tune`, `kit submit`, `kit download` (issue 12's probe, kept).
+"""Bad-input and fault cases against `kit train`, `kit tune`, `kit submit`, `kit download` (issue 12's probe, kept)
+and against `kit blend`, `kit predict`, `kit package`, `kit board`, `kit kernel run` (issue 21's).
 
 Every case runs the real command in this process against real files and, for Kaggle, the local sandbox (with
-its fault injection); the table records the exit code and the first line the command printed to stderr, and
-checks that the case's secret never appears. Usage: python bench/reliability.py [--out FILE]
+its fault injection); kills and Ctrl-C run the command in a new process that signals itself at a chosen write
+(tests/hooked.py); a full disk is a real, filled 256 kB tmpfs (when this user can mount one). The table records
+the exit code, the first line the command printed to stderr and the files the case left, and checks that the
+case's secret never appears. Usage: python bench/reliability.py [--out FILE] [--only run-folders]
 Writes bench/results/reliability.md.
 """
 
@@ -11,8 +14,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -41,10 +47,236 @@ def run(argv: list[str]) -> tuple[int, str]:
     return code, picks[0]
 
 
+STAMP = re.compile(r"\d{8}T\d{9}Z")
+OUTPUTS = ("submissions", "runs", "packages", "full", "kr")
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime) of every file under the output folders of `root`."""
+    out = {}
+    for name in OUTPUTS:
+        for p in (root / name).rglob("*") if (root / name).is_dir() else []:
+            if p.is_file():
+                st = p.stat()
+                out[p.relative_to(root).as_posix()] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def left(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> str:
+    """The files a case added or changed, by folder: `runs/titanic/<run>: 9; submissions/titanic: 2`."""
+    new = [f for f, v in after.items() if before.get(f) != v and not f.endswith(("ledger.jsonl", ".lock"))]
+    by: dict[str, int] = {}
+    for f in new:
+        parts = STAMP.sub("<run>", f).split("/")
+        folder = "/".join(parts[:-1][:3]) or "."  # a kernel's work folder: its first levels only
+        if parts[-1].startswith("."):
+            folder += " (hidden temp file)"
+        by[folder] = by.get(folder, 0) + 1
+    return "; ".join(f"{k}: {v}" for k, v in sorted(by.items())) or "none"
+
+
+def run_folder_cases(tmp: Path, src: Path) -> list[tuple[str, str, Callable[[], tuple[int, str, str]]]]:
+    """Issue 21's cases: blend, predict, package, board and kernel run on good, damaged and foreign run folders,
+    outputs that cannot be written, kills and interrupts at chosen writes."""
+    from kit import runs
+    from tests.hooked import run_hooked
+
+    fast = ["--folds", "2", "--seed", "3", "--threads", "1", "--quiet"]
+    for extra in (["--set", "epochs=1", "--set", "width=16"], ["--set", "epochs=1", "--set", "width=48"],
+                  ["--model", "lightgbm", "--set", "n_estimators=20"]):
+        assert run(["train", "--comp", "titanic", "--data-dir", str(src), *fast, *extra])[0] == 0
+    a, b, g = runs.run_folders(tmp / "runs", "titanic")
+    for name in ("runs", "submissions"):
+        shutil.copytree(tmp / name, tmp / f".pristine-{name}")
+
+    def fresh() -> None:
+        """Every case starts from the three trained runs and their submissions, nothing else."""
+        for name in OUTPUTS:
+            shutil.rmtree(tmp / name, ignore_errors=True) if (tmp / name).is_dir() and name != "full" else None
+        for name in ("runs", "submissions"):
+            shutil.copytree(tmp / f".pristine-{name}", tmp / name)
+        Path(tmp / "taken").write_text("x\n")
+
+    def measured(act: Callable[[], tuple[int, str]]) -> tuple[int, str, str]:
+        before = snapshot(tmp)
+        code, first = act()
+        return code, first, left(before, snapshot(tmp))
+
+    def case(argv: list[str], damage: Callable[[], object] | None = None) -> Callable[[], tuple[int, str, str]]:
+        def go() -> tuple[int, str, str]:
+            fresh()
+            if damage is not None:
+                damage()
+            return measured(lambda: run(argv))
+        return go
+
+    def edit_record(d: Path, drop_hashes: bool = False, **changes) -> None:
+        rec = json.loads((d / "record.json").read_text())
+        if drop_hashes:
+            rec.pop(runs.HASHES)
+        for k, v in changes.items():
+            rec[k] = v
+        (d / "record.json").write_text(json.dumps(rec))
+
+    def set_cell(path: Path, row: int, value: str) -> None:
+        lines = path.read_text().split("\n")
+        cells = lines[row - 1].split(",")
+        cells[1] = value
+        lines[row - 1] = ",".join(cells)
+        path.write_text("\n".join(lines))
+
+    def full_disk() -> Path | None:
+        mnt = tmp / "full"
+        if not mnt.is_dir():
+            mnt.mkdir()
+            if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+                              capture_output=True).returncode != 0:
+                return None
+        for p in mnt.iterdir():
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        with open(mnt / "filler", "wb", buffering=0) as f:
+            try:
+                while f.write(b"\0" * 4096):
+                    pass
+            except OSError:
+                pass
+        return mnt
+
+    def on_full(argv: Callable[[Path], list[str]]) -> Callable[[], tuple[int, str, str]]:
+        def go() -> tuple[int, str, str]:
+            fresh()
+            mnt = full_disk()
+            if mnt is None:
+                return -1, "not run: cannot mount a tmpfs here", "-"
+            return measured(lambda: run(argv(mnt)))
+        return go
+
+    def hooked(argv: list[str], sig: str, at: Callable[[list[str]], int],
+               what: str) -> Callable[[], tuple[int, str, str]]:
+        """`kit ARGV` in a new process that signals itself before the write `at` picks from an unsignalled run."""
+        def go() -> tuple[int, str, str]:
+            fresh()
+            log = tmp / ".calls.json"
+            assert run_hooked(argv, 0, sig, log, cwd=tmp).returncode == 0
+            n = at([dst for _, dst in json.loads(log.read_text())])
+            fresh()
+
+            def act() -> tuple[int, str]:
+                proc = run_hooked(argv, n, sig, log, cwd=tmp)
+                err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+                return proc.returncode, (err[-1] if err else f"(killed {what})")
+            return measured(act)
+        return go
+
+    def index(pred: Callable[[str], bool], offset: int = 0) -> Callable[[list[str]], int]:
+        return lambda calls: next(i for i, dst in enumerate(calls, 1) if pred(dst)) + offset
+
+    blend = ["blend", "--comp", "titanic", "--data-dir", str(src), a.name, b.name]
+    predict = ["predict", "--comp", "titanic", "--data-dir", str(src), "--run", a.name]
+    package = ["package", "--comp", "titanic", "--run", a.name, "--owner", "bench"]
+    board = ["board", "--comp", "titanic", "--offline", "--data-dir", str(src)]
+    blend_paths = ["blend", "--comp", "titanic", "--data-dir", str(src), str(a), str(b)]
+    fold1 = a / "models" / "fold-1.pt"
+    staged = lambda dst: dst.startswith("runs/titanic/2") and "/" not in dst[len("runs/titanic/"):]  # noqa: E731
+    sub_csv = lambda dst: dst.startswith("submissions/") and dst.endswith(".csv")  # noqa: E731
+    cases = [
+        ("blend", "two runs (hill)", case(blend)),
+        ("blend", "--out is a file", case([*blend, "--out", "taken"])),
+        ("blend", "--out under /proc", case([*blend, "--out", "/proc/kit"])),
+        ("blend", "--out on a full disk", on_full(lambda m: [*blend_paths, "--out", str(m)])),
+        ("blend", "--runs on a full disk", on_full(lambda m: [*blend_paths, "--runs", str(m)])),
+        ("blend", "oof.csv changed since the run", case(blend, lambda: set_cell(a / "oof.csv", 3, "0.5"))),
+        ("blend", "1e9 in test_probs.csv (record without hashes)",
+         case(blend, lambda: (edit_record(a, True), set_cell(a / "test_probs.csv", 2, "1e9")))),
+        ("blend", "7.5 in oof.csv (record without hashes)",
+         case(blend, lambda: (edit_record(a, True), set_cell(a / "oof.csv", 2, "7.5")))),
+        ("blend", "-3 in oof.csv (record without hashes)",
+         case(blend, lambda: (edit_record(a, True), set_cell(a / "oof.csv", 4, "-3")))),
+        ("blend", "record's cv is {\"mean\": \"abc\"}", case(blend, lambda: edit_record(a, cv={"mean": "abc"}))),
+        ("blend", "a run trained on another train.csv",
+         case(blend, lambda: edit_record(b, inputs_sha256={"train": "0" * 64}))),
+        ("blend", "the same with --allow-other-data",
+         case([*blend, "--allow-other-data"], lambda: edit_record(b, inputs_sha256={"train": "0" * 64}))),
+        ("blend", "SIGKILL before the run folder is renamed into place", hooked(blend, "SIGKILL", index(staged),
+                                                                              "before the rename")),
+        ("blend", "SIGKILL after the run folder, before the submission",
+         hooked(blend, "SIGKILL", index(staged, 1), "before the .csv")),
+        ("blend", "SIGKILL after the .csv, before the .json", hooked(blend, "SIGKILL", index(sub_csv, 1),
+                                                                     "before the .json")),
+        ("blend", "Ctrl-C (SIGINT) after the .csv, before the .json", hooked(blend, "SIGINT", index(sub_csv, 1),
+                                                                             "")),
+        ("predict", "the run's models", case(predict)),
+        ("predict", "--out is a file", case([*predict, "--out", "taken"])),
+        ("predict", "--out under /proc", case([*predict, "--out", "/proc/kit"])),
+        ("predict", "--out on a full disk", on_full(lambda m: [*predict, "--out", str(m)])),
+        ("predict", "fold-1.pt replaced by the run's fold-0.pt",
+         case(predict, lambda: shutil.copyfile(a / "models" / "fold-0.pt", fold1))),
+        ("predict", "fold-1.pt replaced by a LightGBM run's fold-1.pt",
+         case(predict, lambda: shutil.copyfile(g / "models" / "fold-1.pt", fold1))),
+        ("predict", "fold-1.pt truncated to 20,000 bytes",
+         case(predict, lambda: fold1.write_bytes(fold1.read_bytes()[:20_000]))),
+        ("predict", "record without hashes (an old run)", case(predict, lambda: edit_record(a, True))),
+        ("predict", "decoding threshold \"x\" (record without hashes)",
+         case(predict, lambda: (edit_record(a, True), (a / "decoding.json").write_text(
+             '{"kind": "threshold", "threshold": "x"}')))),
+        ("predict", "unloadable fold model (record without hashes)",
+         case(predict, lambda: (edit_record(a, True), fold1.write_bytes(b"not a model")))),
+        ("predict", "no such run", case([*predict[:-1], "nope"])),
+        ("predict", "Ctrl-C (SIGINT) before the .json", hooked(predict, "SIGINT", index(sub_csv, 1), "")),
+        ("package", "--out is a file", case([*package, "--out", "taken"])),
+        ("package", "--out under /proc", case([*package, "--out", "/proc/kit"])),
+        ("package", "--out on a full disk", on_full(lambda m: [*package, "--out", str(m)])),
+        ("package", "fold-1.pt truncated to 20,000 bytes",
+         case(package, lambda: fold1.write_bytes(fold1.read_bytes()[:20_000]))),
+        ("package", "fold-1.pt replaced by the run's fold-0.pt",
+         case(package, lambda: shutil.copyfile(a / "models" / "fold-0.pt", fold1))),
+        ("package", "Ctrl-C (SIGINT) before the package is renamed into place",
+         hooked(package, "SIGINT", index(lambda dst: dst == f"packages/titanic/{a.name}"), "")),
+        ("board", "board.png cannot be written (a folder there)",
+         case(board, lambda: (tmp / "runs" / "titanic" / "board.png").mkdir())),
+        ("board", "a record whose cv is {\"mean\": \"abc\"}",
+         case(board, lambda: edit_record(a, cv={"mean": "abc"}))),
+    ]
+    if shutil.which("unshare"):
+        def kernel_run(damage: Callable[[Path], object]) -> Callable[[], tuple[int, str, str]]:
+            def go() -> tuple[int, str, str]:
+                fresh()
+                assert run(package)[0] == 0
+                ds = tmp / "packages" / "titanic" / a.name / "dataset"
+                damage(ds)
+                return measured(lambda: run(["kernel", "run", "--package", str(ds.parent), "--data-dir", str(src),
+                                             "--timeout", "120", "--memory-mb", "16384", "--work-dir", "kr"]))
+            return go
+        trunc = lambda ds: (ds / "models/fold-1.pt").write_bytes((ds / "models/fold-1.pt").read_bytes()[:20_000])  # noqa: E731
+        cases += [("kernel run", "package with a truncated fold model", kernel_run(trunc)),
+                  ("kernel run", "package with a fold model missing",
+                   kernel_run(lambda ds: (ds / "models/fold-0.pt").unlink()))]
+    return cases
+
+
+def run_folder_rows(src: Path) -> list[str]:
+    """The table rows of issue 21's cases, run in a temp folder of their own."""
+    tmp, home = Path(tempfile.mkdtemp(prefix="kit-reliability-runs-")), Path.cwd()
+    os.chdir(tmp)
+    rows = []
+    try:
+        for cmd, name, go in run_folder_cases(tmp, src):
+            code, first, files = go()
+            rows.append(f"| `kit {cmd}` | {name} | {code} | `{first.replace('|', '/')[:150]}` | {files} |")
+            print(rows[-1], flush=True)
+    finally:
+        os.chdir(home)
+        subprocess.run(["umount", "-l", str(tmp / "full")], capture_output=True, check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [r.replace(str(tmp) + "/", "").replace(str(tmp), ".").replace(str(src), "DATA") for r in rows]
+
+
 def main() -> None:
     """Run every case and write the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=REPO / "bench/results/reliability.md")
+    ap.add_argument("--only", choices=["run-folders"], default=None,
+                    help="only issue 21's cases (blend, predict, package, board, kernel run)")
     a = ap.parse_args()
     from competitions.titanic.synthetic import generate
     from kit.sandbox import Sandbox, client_env
@@ -55,6 +287,10 @@ def main() -> None:
     src = tmp / "titanic"
     generate(src, n_train=150, n_test=40, seed=0)
     cases: list[tuple[str, str, Callable[[], tuple[int, str]]]] = []
+    run_rows = run_folder_rows(src)
+    if a.only == "run-folders":
+        write(a.out, run_rows, [])
+        return
 
     def data(name: str, edit: Callable[[str], str] | None = None, file: str = "train.csv") -> Path:
         d = tmp / name
@@ -186,20 +422,37 @@ def main() -> None:
     rows = []
     try:
         for cmd, name, go in cases:
+            before = snapshot(tmp)
             code, first = go()
-            rows.append(f"| `kit {cmd}` | {name} | {code} | `{first.replace('|', '/')[:150]}` |")
+            rows.append(f"| `kit {cmd}` | {name} | {code} | `{first.replace('|', '/')[:150]}` | "
+                        f"{left(before, snapshot(tmp))} |")
             print(rows[-1], flush=True)
     finally:
         sb.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+    write(a.out, run_rows, [r.replace(str(tmp), "TMP") for r in rows])
+
+
+def write(out: Path, run_rows: list[str], rows: list[str]) -> None:
+    """bench/results/reliability.md: the train/tune/Kaggle table (issue 12), then the run-folder one (issue 21)."""
+    head = "| command | case | exit | first line | files left |\n|---|---|---|---|---|"
     text = ["# Reliability: bad input and faults", "",
             "`python bench/reliability.py` (real commands, real files, the local Kaggle sandbox with injected "
             "faults; paths shortened to their temp folder). Exit codes: 0 ok, 2 usage, 3 bad data, 4 invalid "
-            "submission, 20-31 Kaggle (README). No case printed the Kaggle key or the database password.", "",
-            f"{len(rows)} cases.", "", "| command | case | exit | first line |", "|---|---|---|---|",
-            *[r.replace(str(tmp), "TMP") for r in rows], ""]
-    a.out.write_text("\n".join(text))
-    print(f"wrote {a.out}")
+            "submission, 5 an output that cannot be written, 130 interrupted, 20-31 Kaggle (README); -9: killed "
+            "by SIGKILL. No case printed the Kaggle key or the database password. \"files left\": the files the "
+            "case added or changed under the output folders (submissions, runs, packages, the full disk), by "
+            "folder (`<run>`: a run's UTC stamp; a folder starting with `.` is hidden: a half-written run folder "
+            "a SIGKILL left, swept by the next run).", ""]
+    if rows:
+        text += ["## train, tune, download, submit (issue 12)", "", f"{len(rows)} cases.", "", head, *rows, ""]
+    text += ["## blend, predict, package, board, kernel run (issue 21)", "",
+             "Three tiny Titanic runs on the same folds (two MLPs, one LightGBM), restored before every case; "
+             "`DATA` is their data folder. Kills and Ctrl-C are real signals the command's own process sends "
+             "itself just before the chosen write (tests/hooked.py); the full disk is a filled 256 kB tmpfs.", "",
+             f"{len(run_rows)} cases.", "", head, *run_rows, ""]
+    out.write_text("\n".join(text))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -22,3 +22,11 @@ class SubmissionError(KitError):
     """A submission that fails validation against the sample submission."""
 
     exit_code = 4
+
+
+class OutputError(KitError, OSError):
+    """An output that cannot be written (not a folder, no permission, disk full, read-only), path named.
+
+    Also an OSError, so code that already handles OS errors on its writes keeps doing so."""
+
+    exit_code = 5

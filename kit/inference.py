@@ -4,7 +4,6 @@ code is involved, and on the machine that trained it the run's own test predicti
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,8 @@ import pandas as pd
 
 from kit import predictors
 from kit.errors import DataError, KitError
+from kit.io import read_json_object
+from kit.runs import DECODING, read_record, verify
 from kit.spec import Competition, Data
 
 
@@ -26,29 +27,6 @@ class Prediction:
     submission: pd.DataFrame
     data: Data
     record: dict[str, Any]
-
-
-def read_run_record(run_dir: Path) -> dict[str, Any]:
-    """The run's record.json."""
-    path = Path(run_dir) / "record.json"
-    try:
-        rec = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise KitError(f"{path}: not found; is {run_dir} a run folder (runs/<comp>/<stamp>)?") from None
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: cannot read the run's record ({e})") from None
-    if not isinstance(rec, dict):
-        raise DataError(f"{path}: not a run record")
-    return rec
-
-
-def latest_run(runs: Path, comp_name: str) -> Path:
-    """The newest run folder of `comp_name` that saved its models."""
-    root = Path(runs) / comp_name
-    for d in sorted((p for p in root.glob("*") if (p / "record.json").is_file()), reverse=True):
-        if (d / "models").is_dir():
-            return d
-    raise KitError(f"no run with saved models in {root}/; run `kit train --comp {comp_name}` first")
 
 
 def competition_for_run(comp: Competition, record: dict[str, Any]) -> Competition:
@@ -69,11 +47,30 @@ def saved_models(comp: Competition, run_dir: Path, record: dict[str, Any]) -> li
     return list(models)
 
 
+def read_decoder(comp: Competition, run_dir: Path) -> Any:
+    """The run's decoding (decoding.json) as the competition's decoder; a DataError naming the file when it is
+    not one (not JSON, another kind, a threshold that is not a number in [0, 1])."""
+    path = Path(run_dir) / DECODING
+    try:
+        d = read_json_object(path, "the run folder is incomplete")
+        decoder = comp.decoder_from_json(d)
+    except (KitError, ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
+        raise DataError(f"{path}: not a decoding of this competition ({str(e).removeprefix(f'{path}: ')})") from None
+    for name in ("threshold", "thresholds_"):
+        v = getattr(decoder, name, None)
+        if v is not None and not ((arr := np.asarray(v, dtype=np.float64)).size and np.all((arr >= 0) & (arr <= 1))):
+            raise DataError(f"{path}: {name} {v!r:.60} is not in [0, 1]")
+    return decoder
+
+
 def predict_run(comp: Competition, run_dir: Path, data_dir: Path) -> Prediction:
-    """The mean of the run's fold models' predictions on `data_dir`'s test rows, decoded as the run decoded."""
+    """The mean of the run's fold models' predictions on `data_dir`'s test rows, decoded as the run decoded. The
+    fold models and decoding are checked against the record's SHA-256s before anything is loaded."""
     run_dir = Path(run_dir)
-    record = read_run_record(run_dir)
+    record = read_record(run_dir)
     models = saved_models(comp, run_dir, record)
+    verify(run_dir, record, [*models, DECODING])
+    decoder = read_decoder(comp, run_dir)
     # loaded as the run decoded (its image size) and for prediction only (no training images decoded)
     comp = competition_for_run(comp, record).for_params(record.get("params") or {}).for_inference()
     data = comp.load(Path(data_dir))
@@ -81,12 +78,10 @@ def predict_run(comp: Competition, run_dir: Path, data_dir: Path) -> Prediction:
     for rel in models:
         path = run_dir / rel
         if not path.is_file():
-            raise KitError(f"{path}: fold model missing")
+            raise DataError(f"{path}: fold model missing")
         preds.append(predictors.load(path).predict(comp, data))
     probs = np.mean(preds, axis=0)
-    try:
-        decoding = json.loads((run_dir / "decoding.json").read_text())
-    except (OSError, ValueError) as e:
-        raise DataError(f"{run_dir / 'decoding.json'}: cannot read the run's decoding ({e})") from None
-    decoded = comp.decoder_from_json(decoding).apply(probs)
+    if not np.isfinite(probs).all():
+        raise DataError(f"{run_dir}: its fold models predict non-finite values on {data_dir}'s test rows")
+    decoded = decoder.apply(probs)
     return Prediction(probs, decoded, comp.submission(data, decoded), data, record)

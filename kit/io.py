@@ -8,19 +8,47 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
-from kit.errors import DataError, KitError
+from kit.errors import DataError, KitError, OutputError
+
+
+def output_error(path: Path, e: OSError) -> OutputError:
+    """A one-line OutputError for an OSError met while writing `path`, and the folder on its way that the OS names
+    (`--out` is a file: `(out/comp)`); not a temp file beside it, nor the source of a copy."""
+    named = getattr(e, "filename", None)
+    blocking = named is not None and Path(os.path.abspath(named)) in Path(os.path.abspath(path)).parents
+    where = f" ({named})" if blocking else ""
+    return OutputError(f"cannot write {path}: {e.strerror or e}{where}")
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn an OSError raised inside the block into an OutputError naming `path` (exit 5, one line)."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as e:
+        raise output_error(Path(path), e) from None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write `data` to `path` via a temp file in the same folder and an atomic rename."""
+    """Write `data` to `path` via a temp file in the same folder and an atomic rename; an OS error (not a folder,
+    disk full, read-only...) is an OutputError naming `path`, and leaves the old file, if any, as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        _write_and_rename(fd, tmp, path, data)
+    return path
+
+
+def _write_and_rename(fd: int, tmp: str, path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -32,7 +60,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 def _umask() -> int:

@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kit.errors import KitError
-from kit.inference import latest_run, read_run_record, saved_models
+from kit import runs
+from kit.errors import DataError, KitError
+from kit.inference import read_decoder, saved_models
+from kit.io import writing
 from kit.kaggle.datasets import METADATA_FILE, SUMS_FILE, content_tag, sha256sums
 from kit.spec import Competition
 
@@ -44,7 +46,7 @@ PLACEHOLDER_OWNER = "USERNAME"
 LICENSE = "CC0-1.0"
 KAGGLE_INPUT = "/kaggle/input"
 KAGGLE_WORKING = "/kaggle/working"
-RUN_FILES = ("decoding.json", "record.json")  # plus the record's models (models/fold-k.pt)
+RUN_FILES = (runs.DECODING, runs.RECORD)  # plus the record's models (models/fold-k.pt)
 SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01: wheel timestamps fixed, so an unchanged project hashes the same
 PIP_TIMEOUT_S = 300
 
@@ -72,25 +74,22 @@ class Package:
         return self.path / "kernel"
 
 
-def resolve_run(runs: Path, comp_name: str, run: str | Path | None) -> Path:
-    """The run folder: `run` as a path or a name under runs/<comp>/, else the newest that saved its models."""
-    if run is None:
-        return latest_run(Path(runs), comp_name)
-    path = Path(run)
-    if not path.is_dir():
-        path = Path(runs) / comp_name / str(run)
-    if not (path / "record.json").is_file():
-        raise KitError(f"run {run!r} not found: no {path / 'record.json'}; runs are folders under "
-                       f"{Path(runs) / comp_name}/ (`kit train --comp {comp_name}` makes one)")
-    return path
-
-
 def run_files(comp: Competition, run_dir: Path, record: Mapping[str, Any]) -> list[str]:
-    """The run's files inference needs (relative paths), checked to exist; a KitError when it saved no models."""
-    files = [*RUN_FILES, *saved_models(comp, run_dir, dict(record))]
+    """The run's files inference needs (relative paths), checked: present, the same bytes as the run wrote (the
+    record's SHA-256s), the decoding readable; for a record without hashes, each fold model loadable. A KitError
+    when it saved no models, a DataError naming the first bad file."""
+    models = saved_models(comp, run_dir, dict(record))
+    files = [*RUN_FILES, *models]
     for rel in files:
         if Path(rel).is_absolute() or ".." in Path(rel).parts or not (run_dir / rel).is_file():
-            raise KitError(f"{run_dir / rel}: missing; the run folder is incomplete")
+            raise DataError(f"{run_dir / rel}: missing; the run folder is incomplete")
+    runs.verify(run_dir, dict(record), [runs.DECODING, *models])
+    read_decoder(comp, run_dir)
+    if record.get(runs.HASHES) is None:  # nothing to compare with: at least do not ship a file that cannot load
+        from kit import predictors
+
+        for rel in models:
+            predictors.load(run_dir / rel)
     return files
 
 
@@ -373,7 +372,7 @@ def build_package(
     """Write `<out_root>/<comp>/<run>/` (dataset/ + kernel/) atomically: built in a temp folder beside it, then
     renamed into place; on any failure nothing is left behind."""
     run_dir = Path(run_dir)
-    record = read_run_record(run_dir)
+    record = runs.read_record(run_dir)
     files = run_files(comp, run_dir, record)
     run_name = run_dir.resolve().name
     dataset_slug, _ = slugs(comp, run_name)
@@ -381,34 +380,38 @@ def build_package(
     extras = NOTEBOOK_EXTRA_WHEELS if extra_wheels is None else tuple(extra_wheels)
     final = Path(out_root) / comp.name / run_name
     made_parent = not final.parent.exists()
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{run_name}.", suffix=".tmp", dir=final.parent))
+    with writing(final):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{run_name}.", suffix=".tmp", dir=final.parent))
     try:
-        ds, kn = tmp / "dataset", tmp / "kernel"
-        ds.mkdir()
-        kn.mkdir()
-        for rel in files:
-            (ds / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(run_dir / rel, ds / rel)
-        wheels = [build_project_wheel(ds)]
-        reqs = [requirement("kit")]
-        for name in extras:
-            req = requirement(name)
-            wheels.append(fetch_wheel(req, ds))
-            reqs.append(req)
-        sums = sha256sums(ds)
-        (ds / SUMS_FILE).write_text(sums)
-        _write_json(ds / METADATA_FILE, dataset_metadata(comp, run_name, owner, record, sums))
-        _write_json(kn / "kernel-metadata.json", kernel_metadata(comp, run_name, owner, record))
-        (kn / "inference.py").write_text(inference_script(comp, run_name, dataset_slug, reqs))
-        size = sum(p.stat().st_size for p in ds.rglob("*") if p.is_file())
-        if final.exists():  # a re-package: swap the old one out, the new one in, then drop the old
-            old = Path(tempfile.mkdtemp(prefix=f".{run_name}.", suffix=".old", dir=final.parent))
-            os.replace(final, old / run_name)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        with writing(final):
+            ds, kn = tmp / "dataset", tmp / "kernel"
+            ds.mkdir()
+            kn.mkdir()
+            for rel in files:
+                (ds / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(run_dir / rel, ds / rel)
+            if record.get(runs.HASHES) is not None:  # what ships is what the run wrote
+                runs.verify(ds, dict(record), [f for f in files if f != runs.RECORD])
+            wheels = [build_project_wheel(ds)]
+            reqs = [requirement("kit")]
+            for name in extras:
+                req = requirement(name)
+                wheels.append(fetch_wheel(req, ds))
+                reqs.append(req)
+            sums = sha256sums(ds)
+            (ds / SUMS_FILE).write_text(sums)
+            _write_json(ds / METADATA_FILE, dataset_metadata(comp, run_name, owner, record, sums))
+            _write_json(kn / "kernel-metadata.json", kernel_metadata(comp, run_name, owner, record))
+            (kn / "inference.py").write_text(inference_script(comp, run_name, dataset_slug, reqs))
+            size = sum(p.stat().st_size for p in ds.rglob("*") if p.is_file())
+            if final.exists():  # a re-package: swap the old one out, the new one in, then drop the old
+                old = Path(tempfile.mkdtemp(prefix=f".{run_name}.", suffix=".old", dir=final.parent))
+                os.replace(final, old / run_name)
+                os.replace(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         if made_parent:

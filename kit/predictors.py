@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import io
+import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kit.errors import KitError
+from kit.errors import DataError
 from kit.io import atomic_write_bytes
 from kit.tasks import TargetScaler
 
@@ -138,5 +139,5 @@ def load(path: Path) -> Any:
     """Read a predictor written by `save` (the file is this project's own: full unpickling is intended)."""
     try:
         return torch.load(Path(path), map_location="cpu", weights_only=False)
-    except (OSError, EOFError, RuntimeError, ModuleNotFoundError) as e:
-        raise KitError(f"{path}: cannot load the fold model ({str(e).splitlines()[0] if str(e) else e})") from None
+    except (OSError, EOFError, RuntimeError, ModuleNotFoundError, pickle.UnpicklingError, ValueError) as e:
+        raise DataError(f"{path}: cannot load the fold model ({str(e).splitlines()[0] if str(e) else e})") from None

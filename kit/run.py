@@ -13,13 +13,14 @@ import numpy as np
 import pandas as pd
 
 from kit import plots, predictors
+from kit import runs as run_folder
 from kit.checkpoint import FoldCheckpoint
 from kit.cv import CVResult, cross_validate, make_folds
 from kit.decoders import Decoder
 from kit.errors import KitError
 from kit.io import atomic_write_csv, atomic_write_json, sha256_file
 from kit.spec import Competition, Data
-from kit.submission import SUBMISSIONS_DIR, git_commit, utc_stamp, write_submission
+from kit.submission import SUBMISSIONS_DIR, git_commit, utc_stamp, validate_submission, write_submission
 
 log = logging.getLogger(__name__)
 RUNS_DIR = Path("runs")
@@ -59,14 +60,11 @@ def row_id_col(comp: Competition, frame: pd.DataFrame) -> str:
     return comp.id_col if comp.id_col in frame.columns else str(frame.columns[0])
 
 
-MODELS_DIR = "models"
-
-
 def models_record(comp: Competition, cv: CVResult, run_dir: Path) -> dict[str, Any] | None:
     """Where the fold models are and how to use them (None when the folds kept no predictor)."""
     if not cv.predictors or any(p is None for p in cv.predictors):
         return None
-    return {"files": [f"{MODELS_DIR}/fold-{k}.pt" for k in range(len(cv.predictors))],
+    return {"files": [run_folder.model_file(k) for k in range(len(cv.predictors))],
             "format": "torch.save of kit.predictors objects (fitted preprocessing + model of each fold)",
             "predict": f"kit predict --comp {comp.name} --run {run_dir.name}"}
 
@@ -76,11 +74,11 @@ def save_run(comp: Competition, data: Data, cv: CVResult, decoder: Decoder, run_
     idc = row_id_col(comp, data.train)
     ids = data.train[idc].to_numpy()
     names = data.classes or data.extra.get("output_names")
-    atomic_write_csv(run_dir / "folds.csv", pd.DataFrame({idc: ids, "fold": cv.folds}))
-    atomic_write_csv(run_dir / "oof.csv", _prob_frame(ids, cv.oof, idc, names))
-    atomic_write_csv(run_dir / "test_probs.csv",
+    atomic_write_csv(run_dir / run_folder.FOLDS, pd.DataFrame({idc: ids, "fold": cv.folds}))
+    atomic_write_csv(run_dir / run_folder.OOF, _prob_frame(ids, cv.oof, idc, names))
+    atomic_write_csv(run_dir / run_folder.TEST_PROBS,
                      _prob_frame(data.test[row_id_col(comp, data.test)].to_numpy(), cv.test, idc, names))
-    atomic_write_json(run_dir / "decoding.json", decoding_json(decoder))
+    atomic_write_json(run_dir / run_folder.DECODING, decoding_json(decoder))
     curve = decoder.curve()
     if curve is not None:
         plots.threshold_curve(np.asarray(curve[0]), np.asarray(curve[1]), float(curve[2]), str(comp.metric),
@@ -89,7 +87,33 @@ def save_run(comp: Competition, data: Data, cv: CVResult, decoder: Decoder, run_
         plots.learning_curves(cv.histories, run_dir / "learning_curves.png")
     for k, predictor in enumerate(cv.predictors):
         if predictor is not None:
-            predictors.save(predictor, run_dir / MODELS_DIR / f"fold-{k}.pt")
+            predictors.save(predictor, run_dir / run_folder.model_file(k))
+
+
+def submit_run(comp: Competition, data: Data, cv: CVResult, decoder: Decoder, submission: pd.DataFrame,
+               record: dict[str, Any], run_dir: Path, out: Path) -> Path:
+    """Write the run folder, then its submission, so that a crash or an error at any point leaves nothing that
+    points at nothing: the submission is validated first (nothing written when invalid); the run folder is
+    staged and renamed into place complete, its record holding every file's SHA-256; then the submission's
+    `.csv`, its `.json`, and the submission's path in the run's record. An error or interrupt on the way removes
+    what this call wrote; a SIGKILL leaves at most a complete run folder without a submission (or a `.csv`
+    without its `.json`). Returns the submission's path."""
+    validate_submission(comp, submission, data.sample, data.classes)
+    with run_folder.staged(run_dir) as tmp:
+        save_run(comp, data, cv, decoder, tmp)
+        record = {**record, run_folder.HASHES: run_folder.file_hashes(tmp)}
+        atomic_write_json(tmp / run_folder.RECORD, record)
+    path = None
+    try:
+        path = write_submission(comp, submission, data.sample, record, root=out, classes=data.classes)
+        atomic_write_json(run_dir / run_folder.RECORD, {**record, "submission": str(path)})
+    except BaseException:
+        if path is not None:
+            path.with_suffix(".json").unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+        run_folder.remove(run_dir)
+        raise
+    return path
 
 
 def under_runs(comp: Competition, runs: Path) -> Competition:
@@ -159,9 +183,7 @@ def train_and_submit(
                      "fastai": fastai.__version__},
         **(record_extra or {}),
     }
-    path = write_submission(comp, df, data.sample, record, root=out, classes=data.classes)
-    save_run(comp, data, cv, decoder, run_dir)
-    atomic_write_json(run_dir / "record.json", {**record, "submission": str(path)})
+    path = submit_run(comp, data, cv, decoder, df, record, run_dir, out)
     if checkpoint is not None:
         checkpoint.clear()  # the run is complete: nothing left to resume
     return RunResult(cv=cv, decoder=decoder, oof_score=oof_score, submission=path, run_dir=run_dir)

@@ -284,7 +284,8 @@ def write_submission(
 ) -> Path:
     """Validate and write `submissions/<comp>/<UTC timestamp>.csv` plus a `.json` sidecar; return the CSV path.
 
-    Nothing is written when validation fails; both files are written via temp file + rename.
+    Nothing is written when validation fails; both files are written via temp file + rename, the CSV first, and
+    an error writing the `.json` removes the CSV.
     """
     validate_submission(comp, df, sample, classes)
     out_dir = Path(root) / comp.name
@@ -295,9 +296,13 @@ def write_submission(
     if classes is not None:
         sidecar["classes"] = [c.item() if hasattr(c, "item") else c for c in classes]
     sidecar.setdefault("git_commit", git_commit())
-    # sidecar first: a CSV never exists without its record
-    atomic_write_json(path.with_suffix(".json"), sidecar)
+    # the CSV first: a record (which names the run folder and the file) never describes a file that is not there
     atomic_write_csv(path, df)
+    try:
+        atomic_write_json(path.with_suffix(".json"), sidecar)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     return path
 
 

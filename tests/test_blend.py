@@ -83,6 +83,27 @@ def test_default_runs_share_the_newest_runs_folds(trained, capsys, tmp_path):
     assert sum(ln.startswith("input ") for ln in out.splitlines()) == 2
 
 
+def _edit_record(d: Path, **changes) -> None:
+    rec = json.loads((d / "record.json").read_text())
+    (d / "record.json").write_text(json.dumps({**rec, **changes}))
+
+
+def _unhashed(d: Path) -> None:
+    """The record as kit wrote it before it kept file hashes."""
+    rec = json.loads((d / "record.json").read_text())
+    rec.pop("files_sha256")
+    (d / "record.json").write_text(json.dumps(rec))
+
+
+def _set_cell(path: Path, row: int, col: int, value: str) -> None:
+    """Row numbers count the header as 1, as the error messages do."""
+    lines = path.read_text().split("\n")
+    cells = lines[row - 1].split(",")
+    cells[col] = value
+    lines[row - 1] = ",".join(cells)
+    path.write_text("\n".join(lines))
+
+
 def _damaged(trained: dict, tmp_path: Path, fn) -> Path:
     d = tmp_path / "runs" / "titanic" / "damaged"
     shutil.copytree(trained["runs"][1], d)
@@ -96,12 +117,21 @@ def _damaged(trained: dict, tmp_path: Path, fn) -> Path:
     (lambda d: (d / "record.json").write_text("{not json"), "corrupt record"),
     (lambda d: (d / "record.json").write_text("[1, 2]"), "corrupt record"),
     (lambda d: (d / "oof.csv").write_text((d / "oof.csv").read_text().replace("\n1,", "\n9999,", 1)),
+     "oof.csv: SHA-256"),  # the record's hash catches any change first
+    (lambda d: (_unhashed(d), (d / "oof.csv").write_text((d / "oof.csv").read_text().replace("\n1,", "\n9999,", 1))),
      "oof.csv's rows differ"),
-], ids=["no-oof", "no-test-probs", "bad-json", "not-object", "other-rows"])
+    (lambda d: (_unhashed(d), _set_cell(d / "oof.csv", 3, 1, "7.5")), "row 3, column p0: 7.5 is not a probability"),
+    (lambda d: (_unhashed(d), _set_cell(d / "test_probs.csv", 2, 1, "1e9")), "1e+09 is not a probability in [0, 1]"),
+    (lambda d: (_unhashed(d), _set_cell(d / "oof.csv", 4, 1, "-3")), "-3 is not a probability"),
+    (lambda d: _edit_record(d, cv={"mean": "abc"}), "corrupt record (cv is not a CV summary"),
+], ids=["no-oof", "no-test-probs", "bad-json", "not-object", "changed-oof", "other-rows", "oof-7.5", "test-1e9",
+        "oof-negative", "cv-mean-text"])
 def test_blend_refuses_damaged_runs(trained, capsys, tmp_path, damage, message):
     d = _damaged(trained, tmp_path, damage)
     rc, out, err = run_blend(capsys, trained, str(trained["runs"][0]), str(d))
-    assert rc == 3 and message in err and len(err.strip().splitlines()) == 1
+    lines = err.strip().splitlines()
+    assert rc == 3 and message in lines[-1] and lines[-1].startswith("error: ") and len(lines) <= 2, err
+    assert len(lines) == 1 or "has no file hashes" in lines[0]  # an old record: one warning line first
     assert not out  # nothing printed, nothing written
 
 

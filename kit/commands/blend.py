@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mean | rank | hill (Caruana selection on OOF) | stack (linear model, cross-validated on "
                         "the same folds); default hill")
     cargs.add_data_dir(p)
+    p.add_argument("--allow-other-data", action="store_true",
+                   help="blend runs whose records name other input files (SHA-256) than --data-dir's, said per run")
     cargs.add_outputs(p)
     return p
 
@@ -32,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(argv: Sequence[str] | None) -> int:
     from kit import registry
     from kit.ensemble.blend import blend_and_submit
-    from kit.ensemble.runs import default_runs, resolve
+    from kit.ensemble.runs import default_runs
+    from kit.runs import resolve
 
     args = build_parser().parse_args(argv)
     comp = registry.get(args.comp)
@@ -41,7 +44,7 @@ def _main(argv: Sequence[str] | None) -> int:
     else:
         run_dirs = default_runs(args.runs, comp.name)
     result = blend_and_submit(comp, cargs.data_dir(args, comp.name), run_dirs, method=args.method, out=args.out,
-                              runs=args.runs)
+                              runs=args.runs, allow_other_data=args.allow_other_data)
     b = result.blended
     for i, r in enumerate(result.inputs):
         cv = r.cv

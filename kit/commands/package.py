@@ -32,11 +32,12 @@ def _human(n: int) -> str:
 
 def _main(argv: Sequence[str] | None) -> int:
     from kit import registry
-    from kit.package import build_package, resolve_run
+    from kit.package import build_package
+    from kit.runs import resolve
 
     args = build_parser().parse_args(argv)
     comp = registry.get(args.comp)
-    run_dir = resolve_run(args.runs, comp.name, args.run)
+    run_dir = resolve(args.run, args.runs, comp.name)
     pkg = build_package(comp, run_dir, args.out, owner=args.owner)
     print(f"dataset {pkg.dataset_id}: {pkg.dataset_dir} ({_human(pkg.dataset_bytes)}; wheels: "
           f"{', '.join(pkg.wheels)})")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from kit.commands import args as cargs
 
@@ -25,17 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(argv: Sequence[str] | None) -> int:
     from kit import registry
     from kit.cli import setup_logging
-    from kit.inference import latest_run, predict_run
+    from kit.inference import predict_run
+    from kit.runs import resolve
     from kit.submission import write_submission
 
     args = build_parser().parse_args(argv)
     setup_logging()
     comp = registry.get(args.comp)
     cargs.set_threads(args.threads if args.threads is not None else comp.threads)
-    if args.run is None:
-        run_dir = latest_run(args.runs, comp.name)
-    else:
-        run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.runs) / comp.name / args.run
+    run_dir = resolve(args.run, args.runs, comp.name)
     data_dir = cargs.data_dir(args, comp.name)
     pred = predict_run(comp, run_dir, data_dir)
     record = {k: pred.record.get(k) for k in ("cv", "oof_score", "params", "seed", "model", "decoding")}

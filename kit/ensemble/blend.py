@@ -22,10 +22,10 @@ from kit.cv import CVResult
 from kit.decoders import Decoder
 from kit.ensemble.runs import Run, check_compatible, read_run
 from kit.errors import DataError, KitError
-from kit.io import atomic_write_json, sha256_file
-from kit.run import RUNS_DIR, row_id_col, save_run
+from kit.io import sha256_file
+from kit.run import RUNS_DIR, row_id_col, submit_run
 from kit.spec import Competition, Data
-from kit.submission import SUBMISSIONS_DIR, git_commit, utc_stamp, write_submission
+from kit.submission import SUBMISSIONS_DIR, git_commit, utc_stamp
 
 METHODS = ("mean", "rank", "hill", "stack")
 HILL_STEPS = 25  # additions after the best single run; with a handful of runs the climb stops well before
@@ -292,9 +292,28 @@ def check_rows(comp: Competition, data: Data, run: Run) -> None:
         raise DataError(f"{run.path}: {got} probability column(s), the data has {want} classes")
 
 
+def check_same_data(runs: Sequence[Run], inputs: dict[str, str], allow: bool = False) -> list[str]:
+    """Refuse runs whose records name other input files (SHA-256) than the loaded data's `inputs` (runs recorded
+    without hashes pass); with `allow`, one note per such run instead."""
+    notes = []
+    for r in runs:
+        theirs = r.record.get("inputs_sha256")
+        if not isinstance(theirs, dict):
+            continue
+        other = sorted(k for k in set(theirs) & set(inputs) if theirs[k] != inputs[k])
+        if not other:
+            continue
+        what = f"{r.path}: trained on other data ({', '.join(other)}: SHA-256 {str(theirs[other[0]])[:12]}… where " \
+               f"the data has {inputs[other[0]][:12]}…)"
+        if not allow:
+            raise DataError(f"{what}; pass the --data-dir it was trained on, or --allow-other-data to blend anyway")
+        notes.append(f"{what}; blended anyway (--allow-other-data)")
+    return notes
+
+
 def blend_and_submit(comp: Competition, data_dir: Path, run_dirs: Sequence[Path], method: str = "hill",
                      out: Path = SUBMISSIONS_DIR, runs: Path = RUNS_DIR, data: Data | None = None,
-                     hill_steps: int = HILL_STEPS) -> BlendRun:
+                     hill_steps: int = HILL_STEPS, allow_other_data: bool = False) -> BlendRun:
     """Check the runs, blend them, re-fit the decoding on the blended OOF, and write a validated submission with
     its record plus a run folder (folds, OOF, test probabilities, decoding, record) like `kit train`'s."""
     if method not in METHODS:
@@ -307,11 +326,14 @@ def blend_and_submit(comp: Competition, data_dir: Path, run_dirs: Sequence[Path]
     data = data if data is not None else comp.load(Path(data_dir))
     for r in inputs:
         check_rows(comp, data, r)
+    data_sha = {k: sha256_file(p) for k, p in sorted(data.files.items()) if Path(p).is_file()}
+    other_notes = check_same_data(inputs, data_sha, allow_other_data)
     folds = inputs[0].folds
     seed = inputs[0].record.get("seed")
     n_classes = len(data.classes) if data.classes else None
     b = blend(comp, data.y, folds, [r.oof for r in inputs], [r.test for r in inputs], method, n_classes,
               seed=int(seed) if isinstance(seed, int) else 0, hill_steps=hill_steps)
+    b.notes[:0] = other_notes
     if not (np.isfinite(b.oof).all() and np.isfinite(b.test).all()):
         raise KitError(f"blend {method}: non-finite predictions (check the inputs' OOF and test probabilities)")
     cv = CVResult(folds=folds, oof=b.oof, test=b.test, fold_scores=b.fold_scores,
@@ -349,12 +371,10 @@ def blend_and_submit(comp: Competition, data_dir: Path, run_dirs: Sequence[Path]
         "params": cv.params,
         "seed": seed,
         "git_commit": git_commit(),
-        "inputs_sha256": {k: sha256_file(p) for k, p in sorted(data.files.items()) if Path(p).is_file()},
+        "inputs_sha256": data_sha,
         "run_dir": str(run_dir),
         "versions": {"python": platform.python_version()},
     }
-    path = write_submission(comp, df, data.sample, record, root=out, classes=data.classes)
-    save_run(comp, data, cv, decoder, run_dir)
-    atomic_write_json(run_dir / "record.json", {**record, "submission": str(path)})
+    path = submit_run(comp, data, cv, decoder, df, record, run_dir, out)
     return BlendRun(blended=b, cv=cv, decoder=decoder, oof_score=oof_score, inputs=inputs, submission=path,
                     run_dir=run_dir)

@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 
 from kit import plots
-from kit.ensemble.runs import DEFAULT_MODEL, read_record, run_folders
+from kit.ensemble.runs import DEFAULT_MODEL
 from kit.errors import DataError
 from kit.io import sha256_file
 from kit.kaggle.ledger import Entry, Ledger
+from kit.runs import OOF, RECORD, read_record, run_folders
 from kit.spec import Competition
 
 
@@ -108,7 +109,7 @@ def build(comp: Competition, runs: Path, out: Path, ledger: Ledger,
     rows: list[Row] = []
     matched: set[str] = set()
     for d in run_folders(runs, comp.name):
-        if not (d / "record.json").is_file():
+        if not (d / RECORD).is_file():
             continue  # a run still being written, or killed before its record
         try:
             rec = read_record(d)
@@ -170,7 +171,7 @@ def format_table(rows: list[Row], metric: str) -> str:
 def _oof(run_dir: Path) -> pd.Series | None:
     """A run's OOF probabilities flattened, indexed by (row id, column) so two runs align on their rows."""
     try:
-        df = pd.read_csv(run_dir / "oof.csv", dtype={0: str})
+        df = pd.read_csv(run_dir / OOF, dtype={0: str})
     except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
     long = df.set_index(df.columns[0]).stack()

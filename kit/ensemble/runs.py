@@ -1,12 +1,13 @@
-"""Run folders as the blender and the board read them: `folds.csv`, `oof.csv`, `test_probs.csv`, `record.json`.
+"""Run folders as the blender reads them: `folds.csv`, `oof.csv`, `test_probs.csv`, `record.json` (layout and
+record: kit.runs).
 
 Every check fails in one line naming the run and what is wrong (exit 3: the inputs are bad data), so a blend
-never mixes runs of different competitions, folds or rows.
+never mixes runs of different competitions, folds or rows, nor uses a file changed since its run wrote it or
+probabilities outside [0, 1].
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,10 @@ import numpy as np
 import pandas as pd
 
 from kit.errors import DataError, KitError
+from kit.runs import FOLDS, OOF, RECORD, TEST_PROBS, read_record, run_folders, verify
+from kit.submission import PROB_SUM_TOL
 
-RUN_FILES = ("folds.csv", "oof.csv", "test_probs.csv", "record.json")
+RUN_FILES = (FOLDS, OOF, TEST_PROBS, RECORD)
 DEFAULT_MODEL = "mlp"  # runs recorded before model families existed
 
 
@@ -57,23 +60,6 @@ class Run:
         return cv if isinstance(cv, dict) else {}
 
 
-def read_record(run_dir: Path) -> dict[str, Any]:
-    """A run's record.json as a dict; DataError when it is missing or not a JSON object."""
-    path = Path(run_dir) / "record.json"
-    if not path.is_file():
-        raise DataError(f"{run_dir}: not a finished run (no record.json)")
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise DataError(f"{path}: corrupt record ({str(e).splitlines()[0]})") from None
-    if not isinstance(rec, dict):
-        raise DataError(f"{path}: corrupt record (not a JSON object)")
-    cv = rec.get("cv")
-    if cv is not None and not (isinstance(cv, dict) and isinstance(cv.get("fold_scores", []), list)):
-        raise DataError(f"{path}: corrupt record (cv is not a CV summary)")
-    return rec
-
-
 def _read_csv(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path.parent}: missing {path.name} (not a complete run folder)")
@@ -86,7 +72,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return df
 
 
-def _probs(df: pd.DataFrame, path: Path) -> np.ndarray:
+def _probs(df: pd.DataFrame, path: Path, task: str | None) -> np.ndarray:
+    """The values of a run's prediction file, checked: finite; for a classification task probabilities in
+    [0, 1], rows summing to 1 for multiclass (row numbers count the header as 1)."""
     try:
         arr = df.iloc[:, 1:].to_numpy(dtype=np.float64)
     except ValueError:
@@ -94,6 +82,17 @@ def _probs(df: pd.DataFrame, path: Path) -> np.ndarray:
     if not np.isfinite(arr).all():
         i = int(np.argwhere(~np.isfinite(arr))[0][0])
         raise DataError(f"{path}: row {i + 2}: missing or non-finite value")
+    if task in ("binary", "multiclass", "multilabel"):
+        bad = (arr < 0) | (arr > 1)
+        if bad.any():
+            i, j = (int(v) for v in np.argwhere(bad)[0])
+            raise DataError(f"{path}: row {i + 2}, column {df.columns[j + 1]}: {arr[i, j]:g} is not a probability "
+                            "in [0, 1]")
+        if task == "multiclass" and arr.shape[1] > 1:
+            off = np.abs(arr.sum(axis=1) - 1) > PROB_SUM_TOL
+            if off.any():
+                i = int(off.argmax())
+                raise DataError(f"{path}: row {i + 2}: class probabilities sum to {arr[i].sum():.6f}, not 1")
     return arr[:, 0] if arr.shape[1] == 1 else arr
 
 
@@ -106,33 +105,27 @@ def read_run(run_dir: Path) -> Run:
     if missing:
         raise DataError(f"{run_dir}: missing {', '.join(missing)} (not a complete run folder)")
     record = read_record(run_dir)
-    folds_df = _read_csv(run_dir / "folds.csv")
-    oof_df = _read_csv(run_dir / "oof.csv")
-    test_df = _read_csv(run_dir / "test_probs.csv")
+    verify(run_dir, record, (FOLDS, OOF, TEST_PROBS))
+    folds_df = _read_csv(run_dir / FOLDS)
+    oof_df = _read_csv(run_dir / OOF)
+    test_df = _read_csv(run_dir / TEST_PROBS)
     try:
         folds = folds_df["fold"].to_numpy(dtype=np.int64)
     except (KeyError, ValueError):
-        raise DataError(f"{run_dir / 'folds.csv'}: expected an integer column 'fold'") from None
+        raise DataError(f"{run_dir / FOLDS}: expected an integer column 'fold'") from None
     ids = folds_df.iloc[:, 0].astype(str).to_numpy()
     if oof_df.iloc[:, 0].astype(str).tolist() != ids.tolist():
-        raise DataError(f"{run_dir}: oof.csv's rows differ from folds.csv's")
+        raise DataError(f"{run_dir}: {OOF}'s rows differ from {FOLDS}'s")
     if list(oof_df.columns[1:]) != list(test_df.columns[1:]):
-        raise DataError(f"{run_dir}: oof.csv and test_probs.csv have different columns")
-    return Run(path=run_dir, record=record, ids=ids, folds=folds, oof=_probs(oof_df, run_dir / "oof.csv"),
-               test_ids=test_df.iloc[:, 0].astype(str).to_numpy(), test=_probs(test_df, run_dir / "test_probs.csv"),
+        raise DataError(f"{run_dir}: {OOF} and {TEST_PROBS} have different columns")
+    task = record.get("task") if isinstance(record.get("task"), str) else None
+    return Run(path=run_dir, record=record, ids=ids, folds=folds, oof=_probs(oof_df, run_dir / OOF, task),
+               test_ids=test_df.iloc[:, 0].astype(str).to_numpy(), test=_probs(test_df, run_dir / TEST_PROBS, task),
                columns=[str(c) for c in oof_df.columns[1:]])
 
 
-def run_folders(runs_root: Path, comp_name: str) -> list[Path]:
-    """Folders under runs/<comp>/ that hold a folds.csv (run folders), oldest first (names are UTC stamps)."""
-    base = Path(runs_root) / comp_name
-    if not base.is_dir():
-        return []
-    return sorted(p for p in base.iterdir() if p.is_dir() and (p / "folds.csv").is_file())
-
-
 def _folds_bytes(run_dir: Path) -> bytes:
-    return (run_dir / "folds.csv").read_bytes()
+    return (run_dir / FOLDS).read_bytes()
 
 
 def is_blend(run_dir: Path) -> bool:
@@ -146,23 +139,12 @@ def is_blend(run_dir: Path) -> bool:
 def default_runs(runs_root: Path, comp_name: str) -> list[Path]:
     """Every trained run (blends excluded: they would count their inputs twice) under runs/<comp>/ whose
     folds.csv equals the newest trained run's."""
-    folders = [p for p in run_folders(runs_root, comp_name) if (p / "record.json").is_file() and not is_blend(p)]
+    folders = [p for p in run_folders(runs_root, comp_name) if (p / RECORD).is_file() and not is_blend(p)]
     if not folders:
         raise KitError(f"no finished run under {Path(runs_root) / comp_name}/; run `kit train --comp {comp_name}` "
                        "first (twice, with different models or parameters, to have something to blend)")
     newest = _folds_bytes(folders[-1])
     return [p for p in folders if _folds_bytes(p) == newest]
-
-
-def resolve(spec: str, runs_root: Path, comp_name: str) -> Path:
-    """A RUN argument -> its folder: a path to a run folder, or a run's name under runs/<comp>/."""
-    path = Path(spec)
-    if path.is_dir():
-        return path
-    named = Path(runs_root) / comp_name / spec
-    if named.is_dir():
-        return named
-    raise KitError(f"run {spec!r}: neither a folder nor a run under {Path(runs_root) / comp_name}/")
 
 
 def check_compatible(runs: list[Run], comp_name: str, task: str, metric: str) -> None:

@@ -89,7 +89,7 @@ def run_code_demo(workdir: Path, name: str, train_args: Sequence[str] = (),
     import json
 
     from kit import registry
-    from kit.inference import latest_run
+    from kit.runs import latest_run
 
     comp = registry.get(name)
     root, cfg = workdir / "sandbox", workdir / "kaggle-config"
