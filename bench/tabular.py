@@ -45,6 +45,7 @@ TEST_SIZE = 0.2
 PREFIX = "tab_"
 FAMILIES = ("mlp", "tabm", "lightgbm", "xgboost", "catboost")
 BASE = "lightgbm"
+BIG = 40_000  # training rows from which `--big-repeats` applies
 
 TEMPLATE = '''\
 # competitions/{name}/__init__.py (written by bench/tabular.py from the README's template, declarations only)
@@ -239,7 +240,7 @@ def paired(a: list[float], b: list[float]) -> tuple[float, float]:
 
 
 def run_table(t: Table, root: Path, families: list[str], repeats: int, sets: list[str], env: dict[str, str],
-              tmp: Path) -> dict[str, Any]:
+              tmp: Path, big_repeats: int | None = None) -> dict[str, Any]:
     """All families and blends of one table."""
     sys.path.insert(0, str(ROOT))
     from kit import registry
@@ -253,8 +254,10 @@ def run_table(t: Table, root: Path, families: list[str], repeats: int, sets: lis
         y_test = np.array([pos[str(v)] for v in y_test_raw], dtype=np.int64)
     else:
         y_test = y_test_raw.to_numpy(dtype=np.float64)
-    out: dict[str, Any] = {"table": t, "sizes": sizes, "comp": comp, "scores": {}, "wall": {}, "peak": {},
-                           "heldout": {}, "errors": {}, "params": {}, "weights": []}
+    if big_repeats is not None and sizes["train"] >= BIG:
+        repeats = big_repeats
+    out: dict[str, Any] = {"repeats": repeats, "table": t, "sizes": sizes, "comp": comp, "scores": {}, "wall": {},
+                           "peak": {}, "heldout": {}, "errors": {}, "params": {}, "weights": []}
     print(f"[{t.key}] {sizes['train']} train / {sizes['test']} test rows, {comp.task}, {comp.metric}", flush=True)
     for seed in range(repeats):
         oofs, tests, names, folds = [], [], [], None
@@ -268,6 +271,7 @@ def run_table(t: Table, root: Path, families: list[str], repeats: int, sets: lis
                 continue
             out["scores"].setdefault(fam, []).extend(r["scores"])
             out["wall"].setdefault(fam, []).append(r["wall"])
+            out.setdefault("cv_seconds", {}).setdefault(fam, []).append(r["seconds"])
             out["peak"].setdefault(fam, []).append(r["peak_mb"])
             out["heldout"].setdefault(fam, []).append(comp.score(y_test, r["test"]))
             out["params"][fam] = r["params"]
@@ -298,8 +302,10 @@ def section(o: dict[str, Any], repeats: int) -> list[str]:
              f"held-out rows; {o['sizes']['numeric']} numeric + {o['sizes']['categorical']} categorical columns; "
              f"{comp.task}, {comp.metric} ({'higher' if hib else 'lower'} is better).", "",
              f"| model | {comp.metric} mean ± std ({repeats} x {FOLDS} folds) | − {BASE}, paired ± SE | verdict "
-             f"| held-out | wall time (s) | × {BASE}'s time | peak memory (MB) |",
-             "|---|---:|---:|---|---:|---:|---:|---:|"]
+             f"| held-out | wall time (s) | × {BASE}'s | CV only (s) | × {BASE}'s | peak memory (MB) |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+    cv_s = o.get("cv_seconds", {})
+    base_cv = float(np.mean(cv_s[BASE])) if BASE in cv_s else None
     base_t = float(np.mean(o["wall"][BASE])) if BASE in o["wall"] else None
     for m, s in sc.items():
         if BASE in sc and m != BASE:
@@ -312,11 +318,14 @@ def section(o: dict[str, Any], repeats: int) -> list[str]:
         wall = float(np.mean(o["wall"][m])) if m in o["wall"] else None
         ratio = f"{wall / base_t:.2f}" if wall is not None and base_t else "—"
         peak = f"{max(o['peak'][m]):.0f}" if m in o["peak"] else "—"
+        cv = float(np.mean(cv_s[m])) if m in cv_s else None
+        cv_ratio = f"{cv / base_cv:.2f}" if cv is not None and base_cv else "—"
         held = f"{np.mean(o['heldout'][m]):.4f}" if m in o["heldout"] else "—"
         lines.append(f"| {m} | {np.mean(s):.4f} ± {np.std(s):.4f} | {vs} | {verdict} | {held} | "
-                     f"{'—' if wall is None else f'{wall:.1f}'} | {ratio} | {peak} |")
+                     f"{'—' if wall is None else f'{wall:.1f}'} | {ratio} | {'—' if cv is None else f'{cv:.1f}'} | "
+                     f"{cv_ratio} | {peak} |")
     for fam, err in o["errors"].items():
-        lines.append(f"| {fam} | failed: {err} | | | | | | |")
+        lines.append(f"| {fam} | failed: {err} | | | | | | | | |")
     if o["weights"]:
         lines += ["", "Hill-climbing weights per repeat: " + "; ".join(
             ", ".join(f"{k} {v}" for k, v in w.items() if v) for w in o["weights"]) + "."]
@@ -330,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="*", default=None)
     p.add_argument("--families", nargs="*", default=list(FAMILIES))
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--big-repeats", type=int, default=None,
+                   help=f"repeats for tables of {BIG:,}+ training rows (default: --repeats)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--scale", action="store_true", help="also the generated 500,000-row table (1 repeat)")
     p.add_argument("--out", type=Path, default=None)
@@ -354,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["KIT_COMPETITIONS_PATH"] = str(root / "comps")
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         for t in tables:
-            outcomes.append((run_table(t, root, a.families, a.repeats, a.set, env, root), a.repeats))
+            o = run_table(t, root, a.families, a.repeats, a.set, env, root, a.big_repeats)
+            outcomes.append((o, o["repeats"]))
         if a.scale:
             outcomes.append((run_table(GENERATED, root, a.families, 1, a.set, env, root), 1))
     wall, load1 = time.perf_counter() - t0, os.getloadavg()

@@ -20,11 +20,11 @@ import optuna
 from machine import cpu_model, load_text
 
 from kit import registry
-from kit.commands.tune import choose_trial
 from kit.cv import cross_validate, make_folds
 from kit.io import atomic_write_text
 from kit.spec import Data
 from kit.tune.objective import default_trial, objective
+from kit.tune.selection import choose_trial
 from kit.tune.study import repeated_folds
 
 ROOT = Path(__file__).resolve().parents[1]

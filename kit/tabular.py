@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import logging
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 from sklearn.base import TransformerMixin
 from sklearn.pipeline import Pipeline
 from torch import nn
@@ -18,6 +20,8 @@ from kit.nets import fit as nets_fit
 from kit.predictors import MLPPredictor, TreePredictor, cpu_copy
 from kit.preprocess import make_preprocessor
 from kit.spec import Competition, Data, FoldOutput
+
+log = logging.getLogger(__name__)
 
 
 def mlp(n_in: int, n_out: int, width: int = 128, depth: int = 1, dropout: float = 0.0) -> nn.Sequential:
@@ -60,6 +64,39 @@ DEFAULT_PARAMS: dict[str, Any] = {"arch": "modern", "width": 256, "depth": 3, **
 TABM_PARAMS: dict[str, Any] = {"width": 128, "depth": 2, "k": 8, **NET_PARAMS}
 
 NET_FAMILIES = ("mlp", "tabm")
+
+
+HIGH_CARDINALITY = 1000  # levels from which a categorical column is said to be reduced for the nets
+
+
+def check_columns(comp: TabularCompetition, train: pd.DataFrame, test: pd.DataFrame, paths: dict[str, Path]) -> None:
+    """Declared numeric feature columns must be numbers in both files (a column that is text in test would
+    silently become missing values); constant, empty and very high-cardinality columns are said in one line
+    each, and handled (a constant column carries nothing; the nets keep a high-cardinality column's most
+    frequent levels)."""
+    raw = set(comp.raw_columns)
+    for col in comp.numeric_features:
+        if col not in raw or col in comp.raw_numeric:
+            continue  # derived by the feature steps, or already checked as raw_numeric
+        for name, df in (("train", train), ("test", test)):
+            num = pd.to_numeric(df[col], errors="coerce")
+            bad = num.isna() & df[col].notna()
+            if bad.any():
+                i = int(bad.to_numpy().argmax())
+                raise DataError(f"{paths[name]}: row {i + 2}, column {col}: {show(df[col].iloc[i])} is not a "
+                                "number, but the column is declared in numeric_features")
+    for col in [*comp.numeric_features, *comp.categorical_features]:
+        if col not in raw:
+            continue
+        values = train[col].dropna()
+        if values.empty:
+            log.warning("%s: column %s is empty (all missing): it carries nothing", paths["train"], col)
+        elif values.nunique() == 1:
+            log.warning("%s: column %s is constant (%s): it carries nothing", paths["train"], col,
+                        show(values.iloc[0]))
+        elif col in comp.categorical_features and values.nunique() > HIGH_CARDINALITY:
+            log.warning("%s: column %s has %d levels: the nets embed its %d most frequent, the others share one "
+                        "code", paths["train"], col, values.nunique(), HIGH_CARDINALITY)
 
 
 class TabularCompetition(Competition):
@@ -196,6 +233,7 @@ class TabularCompetition(Competition):
         if missing:
             raise DataError(f"{paths['sample']}: {len(missing)} id(s) not in {paths['test'].name} "
                             f"(e.g. {sorted(missing)[0]})")
+        check_columns(self, train, test, paths)
         y, classes = self.task.encode(train[self.target_col], str(paths["train"]))
         self.submission_format(list(sample.columns), classes, where=str(paths["sample"]))  # fails early if unusable
         groups = train[self.group_col].to_numpy() if self.group_col else None

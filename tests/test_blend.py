@@ -71,6 +71,15 @@ def test_blend_writes_a_submission_and_a_blendable_run(trained, capsys, method):
     assert rc == 0, err
 
 
+def test_quiet_blend_prints_only_the_result_lines(trained, capsys):
+    a, b, _ = trained["runs"]
+    rc, out, err = run_blend(capsys, trained, str(a), b.name, "--quiet")
+    lines = out.strip().splitlines()
+    assert rc == 0, err
+    assert not any(ln.startswith(("input ", "hill: nested")) for ln in lines)
+    assert lines[0].startswith("CV accuracy ") and lines[-2].startswith("run folder: ") and len(lines) == 4, lines
+
+
 def test_default_runs_share_the_newest_runs_folds(trained, capsys, tmp_path):
     t = {**trained, "root": tmp_path}
     shutil.copytree(trained["root"] / "runs", tmp_path / "runs")

@@ -81,8 +81,8 @@ def test_net_features_are_fit_on_the_training_rows_only():
 
 
 def test_batch_size_and_epochs_follow_the_data_size():
-    assert auto_batch_size(700) == 64 and auto_batch_size(40_000) == 512 and auto_batch_size(4_000_000) == 1024
-    assert auto_epochs(400_000, 1024) < auto_epochs(20_000, 256) <= auto_epochs(500, 64)
+    assert auto_batch_size(700) == 32 and auto_batch_size(40_000) == 512 and auto_batch_size(4_000_000) == 1024
+    assert auto_epochs(400_000, 1024) == 4 < auto_epochs(20_000, 256) < auto_epochs(3_000, 64) == 33
 
 
 def test_skewed_non_negative_targets_are_fit_on_log1p_and_clipped_to_the_range():
@@ -145,3 +145,52 @@ def test_bad_net_parameters_are_one_line(comps_root):  # noqa: F811
                      ({"bs": -1}, "bs must be >= 1, or 0"), ({"arch": "resnet"}, "arch must be seed or modern")):
         with pytest.raises(KitError, match=msg):
             comp.check_params(comp.params(bad))
+
+
+def _write_table(root, name: str, train: pd.DataFrame, test: pd.DataFrame, numeric: list[str],
+                 categorical: list[str]):
+    from tests.test_contract import template
+
+    pkg = root / "comps" / name
+    pkg.mkdir(parents=True)
+    src = template(name, "binary", "auc").replace('raw_columns = ["a", "b", "city"]',
+                                                   f"raw_columns = {[*numeric, *categorical]!r}")
+    src = src.replace('raw_numeric = ["a", "b"]', "raw_numeric = []")
+    src = src.replace('numeric_features = ["a", "b"]', f"numeric_features = {numeric!r}")
+    src = src.replace('categorical_features = ["city"]', f"categorical_features = {categorical!r}")
+    (pkg / "__init__.py").write_text(src)
+    d = root / "data" / name
+    d.mkdir(parents=True)
+    train.to_csv(d / "train.csv", index=False)
+    test.to_csv(d / "test.csv", index=False)
+    test[["id"]].assign(target=0.5).to_csv(d / "sample_submission.csv", index=False)
+    return d
+
+
+def test_odd_columns_are_said_and_handled_and_text_in_a_numeric_column_is_refused(comps_root, caplog):  # noqa: F811
+    import logging
+
+    from kit.errors import DataError
+
+    rng = np.random.default_rng(0)
+    n = 2600
+    df = pd.DataFrame({"id": np.arange(n), "a": rng.normal(size=n), "const": 7.0, "empty": np.nan,
+                       "many": [f"u{i}" for i in rng.integers(0, 1500, n)]})
+    df["target"] = np.where(df["a"] + rng.normal(0, 0.5, n) > 0, "yes", "no")
+    train, test = df.iloc[:2400], df.iloc[2400:].drop(columns="target")
+    d = _write_table(comps_root, "odd", train, test, ["a", "const", "empty"], ["many"])
+    comp = registry.get("odd")
+    with caplog.at_level(logging.WARNING, logger="kit.tabular"):
+        data = comp.load(d)
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "column const is constant (7.0)" in said and "column empty is empty" in said
+    assert "column many has 1" in said and "most frequent" in said
+    params = comp.params({"epochs": 2, "width": 16, "depth": 1, "d_emb": 4})
+    cv = cross_validate(comp, data, params, seed=0, n_folds=2, progress=False)
+    assert np.isfinite(cv.oof).all() and cv.mean > 0.7
+    bad = test.copy()
+    bad["a"] = bad["a"].astype(object)
+    bad.loc[bad.index[3], "a"] = "n/a?"
+    d2 = _write_table(comps_root, "odd2", train, bad, ["a"], ["many"])
+    with pytest.raises(DataError, match=r"test.csv: row 5, column a: 'n/a\?' is not a number"):
+        registry.get("odd2").load(d2)

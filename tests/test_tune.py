@@ -68,7 +68,7 @@ def test_tiny_study_writes_all_outputs(data_dir, tmp_path, capsys):
     assert len(subs) == 1
     validate_submission(registry.get("titanic"), subs[0], data_dir / "gender_submission.csv")
     sidecar = json.loads(subs[0].with_suffix(".json").read_text())
-    assert sidecar["tune"]["study"] == "titanic" and sidecar["tune"]["best_trial"] == best["trial"]
+    assert sidecar["tune"]["study"] == "titanic" and sidecar["tune"]["chosen_trial"] == best["trial"]
     # the refit (same seed, same folds) reproduces the chosen trial's CV exactly (the best, or the defaults)
     assert sidecar["cv"]["mean"] == pytest.approx(best["value"], abs=1e-6)
     assert sidecar["tune"]["chosen_trial"] == best["trial"] and best["choice"].startswith(("refitting", "keeping"))
@@ -263,7 +263,7 @@ def _trial(number_value, folds, defaults=False):
 def test_refit_keeps_the_defaults_unless_the_best_beats_them_by_more_than_its_standard_error():
     import optuna
 
-    from kit.commands.tune import choose_trial
+    from kit.tune.selection import choose_trial
 
     base = [0.80, 0.82, 0.78, 0.81, 0.79, 0.80]
     noise = [0.82, 0.80, 0.80, 0.80, 0.80, 0.798]  # +0.003 on average, fold differences of ±0.02
@@ -279,6 +279,42 @@ def test_refit_keeps_the_defaults_unless_the_best_beats_them_by_more_than_its_st
     study.add_trial(_trial("defaults", base, defaults=True))
     study.add_trial(_trial("tuned", [b - 0.05 for b in base]))
     assert choose_trial(study, study.best_trial, False)[0].user_attrs["params"]["tag"] == "tuned"
+
+
+def test_a_search_margin_must_survive_fresh_folds_the_trial_was_not_chosen_on():
+    import optuna
+
+    from kit.tune.selection import choose_trial
+
+    base = [0.80, 0.82, 0.78, 0.81, 0.79, 0.80]
+    lucky = [0.85, 0.86, 0.83, 0.85, 0.84, 0.85]  # a clear margin on the search's folds
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(_trial("defaults", base, defaults=True))
+    study.add_trial(_trial("tuned", lucky))
+    seen = []
+
+    def same(best, defaults):  # on fresh folds the two are the same configuration in all but name
+        seen.append((best["tag"], defaults["tag"]))
+        return base, [b + 0.001 * (-1) ** i for i, b in enumerate(base)]
+
+    chosen, why = choose_trial(study, study.best_trial, True, confirm=same)
+    assert seen == [("tuned", "defaults")] and chosen.user_attrs["params"]["tag"] == "defaults"
+    assert "fresh paired folds" in why and "selection, not skill" in why
+    chosen, why = choose_trial(study, study.best_trial, True, confirm=lambda b, d: (lucky, base))
+    assert chosen.user_attrs["params"]["tag"] == "tuned" and "it was not chosen on" in why
+
+
+def test_confirming_splits_are_not_the_search_splits(titanic_dir):
+    from kit import registry
+    from kit.tune.selection import confirming_splits
+    from kit.tune.study import repeated_folds
+
+    comp = registry.get("titanic")
+    data = comp.load(titanic_dir)
+    search = repeated_folds(comp, data, 3, 42, 2)
+    fresh = confirming_splits(comp, data, 3, 42, 2)
+    assert len(fresh) == 2 and all(not np.array_equal(f, s) for f in fresh for s in search)
+    assert all(np.array_equal(a, b) for a, b in zip(fresh, confirming_splits(comp, data, 3, 42, 2), strict=True))
 
 
 def test_small_data_tunes_on_repeated_folds_starting_from_the_defaults(titanic_dir, workdir, capsys, caplog):

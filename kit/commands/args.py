@@ -40,6 +40,12 @@ def add_threads(p: argparse.ArgumentParser, help: str | None = None) -> None:
                    help=help or "torch CPU threads (default: the competition's declared threads, else torch's own)")
 
 
+def add_quiet(p: argparse.ArgumentParser,
+              help: str = "no progress bars (default when stdout is not a terminal)") -> None:
+    """`--quiet`."""
+    p.add_argument("--quiet", action="store_true", help=help)
+
+
 def add_overrides(p: argparse.ArgumentParser, help: str = "override a hyper-parameter (repeatable)") -> None:
     """`--set KEY=VALUE` (repeatable)."""
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)

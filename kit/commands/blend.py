@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-other-data", action="store_true",
                    help="blend runs whose records name other input files (SHA-256) than --data-dir's, said per run")
     cargs.add_outputs(p)
+    cargs.add_quiet(p, help="only the CV and OOF lines, the run folder and the submission path (no per-run lines)")
     return p
 
 
@@ -45,6 +46,14 @@ def _main(argv: Sequence[str] | None) -> int:
         run_dirs = default_runs(args.runs, comp.name)
     result = blend_and_submit(comp, cargs.data_dir(args, comp.name), run_dirs, method=args.method, out=args.out,
                               runs=args.runs, allow_other_data=args.allow_other_data)
+    if not args.quiet:
+        _explain(comp, result)
+    print_run(comp, result, f" ({args.method} blend of {len(result.inputs)} runs)")
+    return 0
+
+
+def _explain(comp, result) -> None:
+    """One line per input run (its CV and weight), the blend's notes, the nested CV or the stacker."""
     b = result.blended
     for i, r in enumerate(result.inputs):
         cv = r.cv
@@ -62,8 +71,6 @@ def _main(argv: Sequence[str] | None) -> int:
               "chosen without it)")
     if "coefficients" in b.detail:
         print(f"stack: {b.detail['stacker']} fit on each fold's other folds (CV out-of-fold), then on all OOF rows")
-    print_run(comp, result, f" ({args.method} blend of {len(result.inputs)} runs)")
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

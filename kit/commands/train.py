@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", type=Path, default=None, help="JSON file of hyper-parameters (e.g. a tune result)")
     cargs.add_outputs(p)
     cargs.add_threads(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bars (default when stdout is not a terminal)")
+    cargs.add_quiet(p)
     p.add_argument("--skip-bad-images", action="store_true",
                    help="image competitions: drop unreadable training images, fill unreadable test rows from the "
                         "fold-ensemble prior (sets the skip_bad_images parameter)")

@@ -19,7 +19,8 @@ import optuna
 
 from kit.commands import args as cargs
 from kit.errors import KitError
-from kit.tune.objective import default_trial, paired_gain, probe_search_space
+from kit.tune.objective import default_trial, probe_search_space
+from kit.tune.selection import choose_trial, cv_confirm  # noqa: F401  (choose_trial: bench/ and tests import it here)
 from kit.tune.storage import default_url, masked
 from kit.tune.study import (
     PRUNERS,
@@ -87,28 +88,6 @@ def check_args(args: argparse.Namespace) -> None:
         raise KitError(f"--heartbeat must be at least 1 second (got {args.heartbeat})")
 
 
-def choose_trial(study: optuna.Study, best: optuna.trial.FrozenTrial,
-                 greater_is_better: bool) -> tuple[optuna.trial.FrozenTrial, str]:
-    """The trial to refit: the best, unless it beats the defaults' trial (same folds) by no more than one
-    standard error of their paired fold differences: then the defaults, since the search found only noise."""
-    defaults = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                if t.user_attrs.get("defaults")]
-    if not defaults:
-        return best, f"refitting the best trial {best.number} (the defaults' trial did not complete)"
-    base = defaults[0]
-    if base.number == best.number:
-        return best, f"refitting the defaults (trial {best.number}): no trial beat them"
-    a, b = best.user_attrs.get("fold_scores") or [], base.user_attrs.get("fold_scores") or []
-    if len(a) != len(b) or not a:
-        return best, f"refitting the best trial {best.number} (no fold scores to compare with the defaults)"
-    gain, se = paired_gain(a, b, greater_is_better)
-    if gain > se:
-        return best, (f"refitting the best trial {best.number}: it beats the defaults (trial {base.number}) by "
-                      f"{gain:+.4f} ± {se:.4f} over {len(a)} paired folds")
-    return base, (f"keeping the defaults (trial {base.number}): the best trial {best.number} beats them by only "
-                  f"{gain:+.4f} ± {se:.4f} over {len(a)} paired folds, within one standard error")
-
-
 def refit_and_report(cfg: TuneConfig, comp, study: optuna.Study, args: argparse.Namespace, data) -> dict[str, Any]:
     """Best params -> outputs under runs/<comp>/<study>/; unless --no-refit: refit, thresholds, submission."""
     from kit.io import atomic_write_json
@@ -121,7 +100,8 @@ def refit_and_report(cfg: TuneConfig, comp, study: optuna.Study, args: argparse.
     if not counts.get("COMPLETE"):
         raise KitError(f"study {cfg.study!r} has no completed trial yet ({counts}); run more trials")
     best = study.best_trial
-    chosen, choice = choose_trial(study, best, comp.greater_is_better)
+    confirm = cv_confirm(comp, data, cfg.n_folds or comp.n_folds, cfg.seed, cfg.repeats)
+    chosen, choice = choose_trial(study, best, comp.greater_is_better, confirm)
     print(choice)
     # exactly what the chosen trial ran with (recorded by the objective); rebuilt only for trials that lack it
     params = chosen.user_attrs.get("params") or jsonable(trial_params(comp, optuna.trial.FixedTrial(chosen.params),

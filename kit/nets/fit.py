@@ -31,15 +31,16 @@ SKEW_FOR_LOG = 2.0  # |skewness| above which a non-negative regression target is
 
 
 def auto_batch_size(n_rows: int) -> int:
-    """A power of two near n/64, between 64 and 1024: few, noisy steps on small tables, wide batches on big
-    ones (a fixed 64 made a 500k-row table take 6,000+ steps an epoch)."""
-    return int(2 ** np.clip(round(np.log2(max(n_rows, 1) / 64)), 6, 10))
+    """A power of two near n/64, between 32 and 1024: a fixed 64 made a 500k-row table take 6,000+ steps an
+    epoch, and a tiny table still gets several steps an epoch."""
+    return int(2 ** np.clip(round(np.log2(max(n_rows, 1) / 64)), 5, 10))
 
 
-def auto_epochs(n_rows: int, bs: int, steps: int = 4000, lo: int = 8, hi: int = 64) -> int:
-    """About `steps` optimiser steps in all, between `lo` and `hi` epochs."""
+def auto_epochs(n_rows: int, bs: int, steps: int = 1500, rows: float = 6e5, lo: int = 4, hi: int = 40) -> int:
+    """About `steps` optimiser steps, but at most `rows` rows seen per fold (between `lo` and `hi` epochs): small
+    tables get the steps a net needs, large ones a cost that grows like a tree ensemble's, with the rows."""
     per_epoch = max(1, n_rows // bs)
-    return int(np.clip(round(steps / per_epoch), lo, hi))
+    return int(np.clip(round(min(steps / per_epoch, rows / max(n_rows, 1))), lo, hi))
 
 
 def target_scaler(task: Any, y: np.ndarray, transform: str) -> TargetScaler:
