@@ -124,7 +124,8 @@ def read_table(path: Path, options: dict[str, Any] | None = None) -> Table:
     if options.get("sep") is None and len(frame.columns) == 1 and path.name.lower().endswith(".csv"):
         notes.append(f"{path.name}: one column only ({frame.columns[0]!r})")
     quoted = any(frame[c].astype(str).str.contains("\n", regex=False).any()
-                 for c in frame.columns if frame[c].dtype == object)
+                 for c in frame.columns
+                 if pd.api.types.is_object_dtype(frame[c]) or pd.api.types.is_string_dtype(frame[c]))
     if quoted:
         notes.append(f"{path.name}: quoted text fields span lines (read as one value each)")
     return Table(path, frame, dict(options), notes)

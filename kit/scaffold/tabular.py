@@ -127,9 +127,9 @@ def column_role(name: str, train: pd.Series, test: pd.Series, train_file: str = 
     if distinct == 1 and both.nunique(dropna=True) <= 1:
         missing = " (and missing)" if train.isna().any() else ""
         return Column(name, "dropped", f"one value {show(train.dropna().iloc[0])}{missing} -> constant, dropped")
-    if pd.api.types.is_bool_dtype(train.dropna()) or _is_bool_words(both):
-        return Column(name, "boolean", f"{distinct} values ({_values(both)}) -> boolean, 0/1")
     num_tr, num_te = _numbers(train), _numbers(test)
+    if pd.api.types.is_bool_dtype(train.dropna()) or (num_tr is None and _is_bool_words(both)):
+        return Column(name, "boolean", f"{distinct} values ({_values(both)}) -> boolean, 0/1")
     if num_tr is not None and num_te is not None:
         full_unique = distinct == n and not train.isna().any()
         ints = _integers(num_tr)
@@ -366,8 +366,8 @@ def infer(name: str, slug: str, tables: dict[str, Table], *, targets: list[str] 
         raise DataError(f"{train.path}: no column to learn from (every column is the id, the target, left out or "
                         "constant)")
     folds = {"binary": "stratified", "multiclass": "stratified", "multilabel": "multilabel-stratified",
-             "regression": "k-fold"}[kind]
-    folds_why = f"grouped by {group} (--group)" if group else f"{folds} folds ({kind})"
+             "regression": "shuffled k-fold"}[kind]
+    folds_why = f"grouped by {group} (--group)" if group else f"{folds} ({kind})"
     return TabularSpec(
         name=name, slug=slug, task=kind, task_why=f"{q(target)}: {task_why}", metric=chosen, metric_why=metric_why,
         id_col=idc, target_col=target, target_why=f"id: {id_why}; target: {target_why}",
@@ -430,7 +430,7 @@ def render(spec: TabularSpec, when: str = "") -> str:
         f'"""{spec.name}: Kaggle\'s \'{spec.slug}\', declared by `kit init` from {files}{when}.',
         "",
         "Every choice below says why; edit any of them (it is your file now). The README's \"Adding a competition\"",
-        "lists what else a competition can declare (default_params, feature_steps, search_space, ...).",
+        "lists what else a competition can declare (model parameters, feature steps, a search space).",
         '"""',
         "",
         "from __future__ import annotations",
@@ -459,7 +459,8 @@ def render(spec: TabularSpec, when: str = "") -> str:
     lines += _list("raw_numeric", raw_numeric)
     features = [(c.name, c.why) for c in num] + [(c.name, c.why) for c in boo]
     for c in dates:
-        features += [(p, f"{q(c.name)}: {c.why}") for p in (f"{c.name}_{part}" for part in c.parts)]
+        features += [(f"{c.name}_{part}", f"{q(c.name)}: {c.why}" if i == 0 else f"{q(c.name)}: {part}")
+                     for i, part in enumerate(c.parts)]
     lines += _commented("numeric_features", features)
     lines += _commented("categorical_features", [(c.name, c.why) for c in cat])
     if out_cols:
