@@ -361,3 +361,26 @@ def test_init_matches_the_hand_written_contract_folders(key: str, contract, tmp_
     assert inferred.numeric_features == hand.numeric_features
     assert inferred.categorical_features == hand.categorical_features
     assert cv_of(name, data_dir, tmp_path, capsys) == pytest.approx(cv_of(ds.name, data_dir, tmp_path, capsys))
+
+
+def test_kaggle_metric_through_the_official_client_and_the_sandbox(tmp_path: Path, comps: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch, capsys):
+    from kit.sandbox.data import make_competition
+    from kit.sandbox.server import Sandbox, client_env
+
+    root = tmp_path / "sandbox"
+    make_competition(root, "titanic", seed=1, n_train=120, n_test=50)
+    slug = registry.get("titanic").slug
+    with Sandbox(root, key="init-test-key") as sb:
+        sb.write_credentials(tmp_path / "cfg")
+        for k, v in {**client_env(sb.url, tmp_path / "cfg"), "KIT_KAGGLE_RETRIES": "1"}.items():
+            monkeypatch.setenv(k, v)
+        data = tmp_path / "files"
+        data.mkdir()
+        for f in ("train.csv", "test.csv", "gender_submission.csv"):
+            (data / f).write_bytes((root / slug / f).read_bytes())
+        assert init("--comp", "from-kaggle", "--slug", slug, "--data-dir", str(data), to=comps) == 0
+    out = capsys.readouterr().out
+    assert f"Kaggle's evaluation metric for '{slug}' is 'Categorization Accuracy'" in out
+    assert ('metric = "accuracy"  # Kaggle\'s evaluation metric \'Categorization Accuracy\''
+            in (comps / "from-kaggle" / "__init__.py").read_text())

@@ -11,9 +11,12 @@ import re
 
 # normalised Kaggle name (lower case, letters and digits only) -> kit.metrics name
 KAGGLE_METRICS: dict[str, str] = {}
+# kit.metrics name -> the name Kaggle's pages use for it (the local Kaggle sandbox lists it so)
+KAGGLE_NAME: dict[str, str] = {}
 
 
 def _add(kit_name: str, *names: str) -> None:
+    KAGGLE_NAME.setdefault(kit_name, names[0])
     for n in names:
         KAGGLE_METRICS[normalise(n)] = kit_name
 
