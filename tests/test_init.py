@@ -384,3 +384,20 @@ def test_kaggle_metric_through_the_official_client_and_the_sandbox(tmp_path: Pat
     assert f"Kaggle's evaluation metric for '{slug}' is 'Categorization Accuracy'" in out
     assert ('metric = "accuracy"  # Kaggle\'s evaluation metric \'Categorization Accuracy\''
             in (comps / "from-kaggle" / "__init__.py").read_text())
+
+
+def test_the_readme_template_is_what_kit_init_writes(tmp_path: Path):
+    """The README's 'Adding a competition' file is kit init's output on the table it describes (kept in sync)."""
+    import re
+
+    from tests.test_contract import README, binary_yes_no, tabular_data
+
+    rng = np.random.default_rng(0)
+    df = tabular_data(rng, 400)
+    df["target"] = np.where(binary_yes_no(df, rng) == "yes", 1, 0)
+    df["name"] = [f"row number {i} of the table, with some words" for i in range(400)]
+    train, test = df.iloc[:300], df.iloc[300:].drop(columns="target")
+    d = write_files(tmp_path / "mycomp", train, test, test[["id"]].assign(target=0))
+    src = scaffold("mycomp", d, slug="kaggle-slug", metric="accuracy").source
+    block = re.search(r"```python\n# competitions/mycomp/__init__\.py[^\n]*\n(.*?)```", README.read_text(), re.S)
+    assert block and block.group(1) == src

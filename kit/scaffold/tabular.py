@@ -202,7 +202,7 @@ def find_target(train: Table, test: Table, sample: Table, id_col: str, targets: 
     else:
         in_train = [c for c in sample_cols if c in train.frame.columns]
         if len(sample_cols) == 1 and in_train:
-            col, why = sample_cols[0], f"{sample.path.name}'s other column"
+            col, why = sample_cols[0], "the sample's other column"
         elif len(sample_cols) > 1 and len(in_train) > 1:
             raise KitError(f"{sample.path}: {len(in_train)} target columns ({', '.join(in_train[:5])}): kit's tabular "
                            "competitions take one target column; pass --target COL for one of them")
@@ -404,6 +404,13 @@ def _list(attr: str, names: list[str], indent: str = "    ", width: int = 116) -
     return lines
 
 
+def _with_comment(lines: list[str], comment: str, width: int = 120) -> list[str]:
+    """`lines` with `# comment` after a one-line declaration, or above a longer one."""
+    if len(lines) == 1 and len(lines[0]) + len(comment) + 4 <= width:
+        return [f"{lines[0]}  # {comment}"]
+    return [f"    # {comment}", *lines]
+
+
 def _commented(attr: str, cols: list[tuple[str, str]], indent: str = "    ") -> list[str]:
     """`attr = [` one column a line with its reason `]`."""
     if not cols:
@@ -455,8 +462,8 @@ def render(spec: TabularSpec, when: str = "") -> str:
     lines.append(f"    n_folds = {spec.n_folds}  # {spec.folds_why}")
     if spec.group_col:
         lines.append(f"    group_col = {q(spec.group_col)}  # --group: rows sharing it stay in one fold")
-    lines += _list("raw_columns", raw)
-    lines += _list("raw_numeric", raw_numeric)
+    lines += _with_comment(_list("raw_columns", raw), "must exist in train and test")
+    lines += _with_comment(_list("raw_numeric", raw_numeric), "must parse as numbers (errors name file, row, column)")
     features = [(c.name, c.why) for c in num] + [(c.name, c.why) for c in boo]
     for c in dates:
         features += [(f"{c.name}_{part}", f"{q(c.name)}: {c.why}" if i == 0 else f"{q(c.name)}: {part}")
