@@ -125,6 +125,18 @@ def test_more_roles_bool_dtype_times_empty_and_mixed():
     assert got["n"][0] == "dropped" and "(and missing)" in got["n"][1]
 
 
+def test_columns_with_missing_values_keep_their_role(tmp_path: Path):
+    n = 40
+    names = [f"Person {i}" if i % 5 else None for i in range(n)]
+    vip = [True, False, None, True] * (n // 4)
+    tr = pd.DataFrame({"id": range(n), "name": names, "vip": vip, "y": [0, 1] * (n // 2)})
+    te = pd.DataFrame({"id": range(n, n + 10), "name": [f"P{i}" for i in range(10)], "vip": [True, None] * 5})
+    d = write_files(tmp_path / "m", tr, te, te[["id"]].assign(y=0))
+    got = {c.name: (c.role, c.why) for c in scaffold("m", d, lookup=NO_KAGGLE).spec.columns}
+    assert got["name"] == ("left out", "32 text values, unique per row that has one (32 of 40) -> id-like, left out")
+    assert got["vip"][0] == "boolean"
+
+
 def test_feature_steps_for_booleans_and_dates():
     df = pd.DataFrame({"f": ["Yes", "no", None, "TRUE"], "d": ["2020-01-31", "2021-12-25 13:00", None, "bad"]})
     out = DateParts(["d"], ["year", "month", "hour"]).fit(df).transform(Booleans(["f"]).fit(df).transform(df))
@@ -165,6 +177,10 @@ def test_given_metric_or_task_decides(tmp_path: Path):
     res = scaffold("b", d, metric="rmse")
     assert (res.spec.task, res.spec.metric, res.spec.metric_why) == ("regression", "rmse", "--metric rmse")
     assert scaffold("c", d, task="regression", metric="mae").spec.task == "regression"
+    train["y"] = np.arange(len(train)) % 30  # 30 integer values: numbers, unless a class metric is given
+    d = write_files(tmp_path / "many", train, test, sample)
+    assert scaffold("d", d, lookup=NO_KAGGLE).spec.task == "regression"
+    assert scaffold("e", d, metric="accuracy").spec.task == "multiclass"
     assert scaffold("g", d, metric="accuracy", group="shop").spec.group_col == "shop"
 
 

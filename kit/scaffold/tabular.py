@@ -69,8 +69,8 @@ class TabularSpec:
 def _numbers(values: pd.Series) -> pd.Series | None:
     """The non-missing values as floats, or None when one is not a number."""
     v = values.dropna()
-    if pd.api.types.is_bool_dtype(v):
-        return None
+    if pd.api.types.is_bool_dtype(v) or (len(v) and v.map(lambda x: isinstance(x, (bool, np.bool_))).all()):
+        return None  # True/False (with missing values pandas keeps Python bools): booleans, not numbers
     if pd.api.types.is_numeric_dtype(v):
         return v.astype("float64")
     num = pd.to_numeric(v, errors="coerce")
@@ -128,7 +128,7 @@ def column_role(name: str, train: pd.Series, test: pd.Series, train_file: str = 
         missing = " (and missing)" if train.isna().any() else ""
         return Column(name, "dropped", f"one value {show(train.dropna().iloc[0])}{missing} -> constant, dropped")
     num_tr, num_te = _numbers(train), _numbers(test)
-    if pd.api.types.is_bool_dtype(train.dropna()) or (num_tr is None and _is_bool_words(both)):
+    if num_tr is None and _is_bool_words(both):
         return Column(name, "boolean", f"{distinct} values ({_values(both)}) -> boolean, 0/1")
     if num_tr is not None and num_te is not None:
         full_unique = distinct == n and not train.isna().any()
@@ -154,8 +154,10 @@ def column_role(name: str, train: pd.Series, test: pd.Series, train_file: str = 
     if distinct >= 0.5 * train.notna().sum() and (words >= 5 or length >= 60):
         return Column(name, "left out", f"free text ({words:.1f} words, {length:.0f} characters on average) -> "
                                         "left out (a feature step could extract from it)")
-    if distinct == train.notna().sum() == n and n >= 20:
-        return Column(name, "left out", f"{why}, unique per row -> id-like, left out")
+    present = int(train.notna().sum())
+    if distinct == present and present >= max(20, n // 2):
+        rows = "unique per row" if present == n else f"unique per row that has one ({present} of {n})"
+        return Column(name, "left out", f"{why}, {rows} -> id-like, left out")
     if distinct > HIGH_CARDINALITY:
         return Column(name, "categorical", f"{why}, {distinct / max(1, train.notna().sum()):.0%} of its rows "
                                            "distinct -> categorical (high cardinality)")
@@ -256,6 +258,8 @@ def infer_task(values: pd.Series, where: str, sample_values: pd.Series | None, w
         if _integers(num) and distinct <= MAX_CLASSES and not fractional_sample:
             return "multiclass", (f"{distinct} integer values ({_values(values)}, ...) -> classes (pass --task "
                                   "regression if they are amounts)")
+        if _integers(num) and metric is not None:
+            return "multiclass", f"{distinct} integer values, scored by {metric} -> classes"
         if metric is not None:
             raise DataError(f"{where}: column {values.name}: --metric {metric} scores classes but the target holds "
                             f"{distinct} numbers ({_values(values)}, ...)")
