@@ -417,3 +417,117 @@ def test_the_readme_template_is_what_kit_init_writes(tmp_path: Path):
     src = scaffold("mycomp", d, slug="kaggle-slug", metric="accuracy").source
     block = re.search(r"```python\n# competitions/mycomp/__init__\.py[^\n]*\n(.*?)```", README.read_text(), re.S)
     assert block and block.group(1) == src
+
+
+# ---- images ------------------------------------------------------------------------------------------------------
+TINY_VISION = ["--folds", "2", "--set", "epochs=1", "--set", "size=16", "--set", "preset=cpu", "--quiet"]
+COLORS = {"husky": (200, 30, 30), "pug": (30, 200, 30), "corgi": (30, 30, 200)}
+
+
+def _img(path: Path, rgb: tuple[int, int, int], seed: int) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    arr = np.clip(np.array(rgb)[None, None, :] + rng.normal(0, 20, (12, 12, 3)), 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+def dog_breed(d: Path, n: int = 30, n_test: int = 8) -> Path:
+    """Dog Breed layout: labels.csv (id, breed), train/<id>.jpg, test/<id>.jpg, a wide probability sample."""
+    breeds = list(COLORS)
+    labels = pd.DataFrame({"id": [f"a{i:03d}" for i in range(n)], "breed": [breeds[i % 3] for i in range(n)]})
+    for i, (iid, b) in enumerate(zip(labels["id"], labels["breed"], strict=True)):
+        _img(d / "train" / f"{iid}.jpg", COLORS[b], i)
+    test_ids = [f"t{i:03d}" for i in range(n_test)]
+    for i, t in enumerate(test_ids):
+        _img(d / "test" / f"{t}.jpg", COLORS[breeds[i % 3]], 100 + i)
+    labels.to_csv(d / "labels.csv", index=False)
+    pd.DataFrame({"id": test_ids, **{b: 1 / 3 for b in sorted(breeds)}}).to_csv(d / "sample_submission.csv",
+                                                                                index=False)
+    return d
+
+
+def test_image_suffixes_agree():
+    from kit.scaffold import vision
+    from kit.vision.declared import IMAGE_SUFFIXES
+
+    assert vision.IMAGE_SUFFIXES == IMAGE_SUFFIXES
+
+
+def test_labels_csv_images_with_a_wide_sample_train(tmp_path: Path, comps: Path, capsys):
+    d = dog_breed(tmp_path / "dogs")
+    (d / "train" / "a004.jpg").unlink()  # an image listed but missing: said, and skipped when asked
+    assert init("--comp", "dogs", "--data-dir", str(d), to=comps) == 0
+    out = capsys.readouterr().out
+    assert "labels.csv: row 6: image 'a004.jpg' is not in train/" in out and "--skip-bad-images" in out
+    src = (comps / "dogs" / "__init__.py").read_text()
+    assert "class Dogs(ImageCsvCompetition):" in src and 'metric = "logloss"' in src
+    assert 'train_images, test_images, image_ext = "train", "test", ".jpg"' in src and '"gpu": {' in src
+    assert 'id_col, target_col = "id", "breed"' in src
+    assert train_main(["--comp", "dogs", "--data-dir", str(d), "--skip-bad-images", "--runs", str(tmp_path / "r"),
+                       "--out", str(tmp_path / "s"), *TINY_VISION]) == 0
+    sub = sorted((tmp_path / "s" / "dogs").glob("*.csv"))[-1]
+    assert list(pd.read_csv(sub).columns) == ["id", "corgi", "husky", "pug"]
+
+
+def test_planet_style_tags_and_two_test_folders(tmp_path: Path, comps: Path):
+    d = tmp_path / "planet"
+    tags = ["clear primary", "haze primary water", "clear", "cloudy", "clear primary water", "haze primary"]
+    names = [f"train_{i}" for i in range(24)]
+    for i, n in enumerate(names):
+        _img(d / "train-jpg" / f"{n}.jpg", (20 * (i % 4), 100, 50), i)
+    test = [f"test_{i}" for i in range(4)] + [f"file_{i}" for i in range(3)]
+    for i, t in enumerate(test):
+        _img(d / ("test-jpg" if t.startswith("test") else "test-jpg-additional") / f"{t}.jpg", (9, 9, 9), i)
+    pd.DataFrame({"image_name": names, "tags": [tags[i % 6] for i in range(24)]}).to_csv(d / "train_v2.csv",
+                                                                                          index=False)
+    pd.DataFrame({"image_name": test, "tags": "clear primary"}).to_csv(d / "sample_submission_v2.csv", index=False)
+    res = scaffold("tiles", d, lookup=NO_KAGGLE)
+    assert (res.spec.layout, res.spec.task, res.spec.metric) == ("csv", "multilabel", "f2_samples")
+    assert res.spec.test_images == ["test-jpg", "test-jpg-additional"]
+    assert 'test_images, image_ext = "train-jpg", ["test-jpg", "test-jpg-additional"], ".jpg"' in res.source
+
+
+def test_one_folder_per_class_trains(tmp_path: Path, comps: Path, capsys):
+    d = tmp_path / "pets"
+    for c, rgb in COLORS.items():
+        for i in range(8):
+            _img(d / "train" / c / f"{c}_{i}.png", rgb, i)
+    test = [f"img{i}.png" for i in range(6)]
+    for i, t in enumerate(test):
+        _img(d / "test" / t, list(COLORS.values())[i % 3], 50 + i)
+    pd.DataFrame({"file": test, "label": "pug"}).to_csv(d / "sample_submission.csv", index=False)
+    assert init("--comp", "pets", "--data-dir", str(d), "--metric", "accuracy", to=comps) == 0
+    src = (comps / "pets" / "__init__.py").read_text()
+    assert "class Pets(ClassFolderCompetition):" in src and '"train", "test", ""' in src
+    assert train_main(["--comp", "pets", "--data-dir", str(d), "--runs", str(tmp_path / "r"),
+                       "--out", str(tmp_path / "s"), *TINY_VISION]) == 0
+    sub = pd.read_csv(sorted((tmp_path / "s" / "pets").glob("*.csv"))[-1])
+    assert sub["file"].tolist() == test and set(sub["label"]) <= set(COLORS)
+
+
+def test_pixel_columns_train(tmp_path: Path, comps: Path, capsys):
+    import importlib
+
+    digits = importlib.import_module("competitions.digit-recognizer.synthetic")
+    d = tmp_path / "digits"
+    digits.generate(d, n_train=60, n_test=20, seed=0)
+    assert init("--comp", "pixels", "--data-dir", str(d), "--metric", "accuracy", to=comps) == 0
+    src = (comps / "pixels" / "__init__.py").read_text()
+    assert "class Pixels(PixelCsvCompetition):" in src
+    assert 'label_col, pixel_prefix, side = "label", "pixel", 28' in src
+    assert 'id_col, target_col = "ImageId", "Label"' in src
+    assert train_main(["--comp", "pixels", "--data-dir", str(d), "--runs", str(tmp_path / "r"),
+                       "--out", str(tmp_path / "s"), *TINY_VISION]) == 0
+
+
+def test_image_refusals(tmp_path: Path, comps: Path, capsys):
+    d = dog_breed(tmp_path / "dogs")
+    labels = pd.read_csv(d / "labels.csv")
+    labels.loc[3, "breed"] = ""
+    labels.to_csv(d / "labels.csv", index=False)
+    _fails(capsys, ["--comp", "dogs", "--data-dir", str(d)], comps, 3, "labels.csv", "row 5", "missing label")
+    (d / "sample_submission.csv").unlink()
+    _fails(capsys, ["--comp", "dogs", "--data-dir", str(d)], comps, 3, "no sample submission")
+    assert not any(comps.iterdir())

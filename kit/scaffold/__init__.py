@@ -18,6 +18,7 @@ from kit.errors import KitError
 from kit.io import atomic_write_text
 from kit.scaffold.files import find_files, read_table
 from kit.scaffold.tabular import TabularSpec, infer, render
+from kit.scaffold.vision import VisionSpec
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -28,7 +29,7 @@ class Scaffold:
 
     name: str
     source: str
-    spec: TabularSpec | None = None
+    spec: TabularSpec | VisionSpec | None = None
     notes: list[str] = field(default_factory=list)
     summary: str = ""
 
@@ -45,15 +46,31 @@ def scaffold(name: str, data_dir: Path, *, slug: str | None = None, targets: lis
              lookup: Callable[[str], tuple[str | None, str]] | None = None) -> Scaffold:
     """Infer the competition `name` from Kaggle's files in `data_dir`; `lookup(slug)` -> (Kaggle's metric name,
     note) is asked only when no `metric` is given (default: kit.scaffold.kaggle_metrics.lookup)."""
+    from kit.scaffold import vision
+
     check_name(name)
     slug = slug or name
-    files = find_files(data_dir)
-    tables = {role: read_table(path) for role, path in files.items()}
+    layout = vision.detect(data_dir)
     kaggle_name, kaggle_note = None, ""
     if metric is None:
         if lookup is None:
             from kit.scaffold.kaggle_metrics import lookup
         kaggle_name, kaggle_note = lookup(slug)
+    if layout is not None:
+        if group is not None:
+            raise KitError("--group: image competitions here take no group column")
+        infer_vision = vision.infer_images if layout == "images" else vision.infer_pixels
+        vspec = infer_vision(name, slug, data_dir, targets=targets, metric=metric, task=task, id_col=id_col,
+                             kaggle_metric=kaggle_name, kaggle_note=kaggle_note if kaggle_name is None else "")
+        if kaggle_name is not None and kaggle_note:
+            vspec.notes.insert(0, kaggle_note)
+        source = vision.render(vspec)
+        compile(source, f"competitions/{name}/__init__.py", "exec")
+        summary = (f"{vspec.task} images ({vspec.layout}: {vspec.sizes}) on {vspec.target_col!r}, metric "
+                   f"{vspec.metric}")
+        return Scaffold(name, source, vspec, list(vspec.notes), summary)
+    files = find_files(data_dir)
+    tables = {role: read_table(path) for role, path in files.items()}
     spec = infer(name, slug, tables, targets=targets, metric=metric, task=task, id_col=id_col, group=group,
                  kaggle_metric=kaggle_name, kaggle_note=kaggle_note if kaggle_name is None else "")
     if kaggle_name is not None and kaggle_note:

@@ -305,30 +305,12 @@ def check_metric(metric: str, task: str, wide: bool, where: str) -> None:
                         "column; pick a label metric (accuracy, f1_macro) or check the sample")
 
 
-def infer(name: str, slug: str, tables: dict[str, Table], *, targets: list[str] | None = None,
-          metric: str | None = None, task: str | None = None, id_col: str | None = None, group: str | None = None,
-          kaggle_metric: str | None = None, kaggle_note: str = "", n_folds: int = 5) -> TabularSpec:
-    """The declaration for Kaggle's files `tables` ('train', 'test', 'sample'); one-line errors for files that
-    contradict each other."""
-    from kit import metrics, tasks
+def task_and_metric(values: pd.Series, where: str, sample_where: str, sample_values: pd.Series | None, wide: bool,
+                    metric: str | None, task: str | None, kaggle_metric: str | None, kaggle_note: str,
+                    notes: list[str]) -> tuple[str, str, str, str]:
+    """(task, metric, why the task, why the metric): `metric`, else Kaggle's (mapped), else the task's default;
+    what was not used is added to `notes`."""
     from kit.scaffold.kaggle_metrics import kit_metric
-
-    train, test, sample = tables["train"], tables["test"], tables["sample"]
-    notes = [n for t in tables.values() for n in t.notes]
-    options = {k: v for t in tables.values() for k, v in t.options.items()}
-    if len({tuple(sorted(t.options.items())) for t in tables.values()}) > 1:
-        raise DataError(f"{train.path.parent}: the files are written differently ("
-                        + "; ".join(f"{t.path.name}: {t.options or 'commas, UTF-8'}" for t in tables.values())
-                        + "); kit reads all three with the same options")
-    if task is not None and task not in ("binary", "multiclass", "multilabel", "regression"):
-        raise KitError(f"--task {task}: one of binary, multiclass, multilabel, regression")
-    if metric is not None:
-        metrics.get(metric)  # unknown: one line listing the names
-        metric = metrics.ALIASES.get(metric, metric)
-    idc, id_why = find_id(train, test, sample, id_col)
-    target, target_why, wide = find_target(train, test, sample, idc, targets)
-    sample_values = None if wide else sample.frame[target]
-    where = str(train.path)
 
     metric_why = ""
     chosen = metric
@@ -343,11 +325,48 @@ def infer(name: str, slug: str, tables: dict[str, Table], *, targets: list[str] 
                          "(declare a kit.metrics.Metric in the folder to score it)")
     elif kaggle_note:
         notes.append(kaggle_note)
-    kind, task_why = infer_task(train.frame[target], where, sample_values, wide, chosen, task)
+    kind, task_why = infer_task(values, where, sample_values, wide, chosen, task)
     if chosen is None:
         chosen, metric_why = default_metric(kind, sample_values, wide)
         notes.append(f"metric {chosen}: {metric_why} (pass --metric to choose)")
-    check_metric(chosen, kind, wide, str(sample.path))
+    check_metric(chosen, kind, wide, sample_where)
+    return kind, chosen, task_why, metric_why
+
+
+def check_choices(metric: str | None, task: str | None) -> str | None:
+    """A given task and metric checked (one-line KitError); the metric's canonical name."""
+    from kit import metrics
+
+    if task is not None and task not in ("binary", "multiclass", "multilabel", "regression"):
+        raise KitError(f"--task {task}: one of binary, multiclass, multilabel, regression")
+    if metric is not None:
+        metrics.get(metric)  # unknown: one line listing the names
+        metric = metrics.ALIASES.get(metric, metric)
+    return metric
+
+
+def infer(name: str, slug: str, tables: dict[str, Table], *, targets: list[str] | None = None,
+          metric: str | None = None, task: str | None = None, id_col: str | None = None, group: str | None = None,
+          kaggle_metric: str | None = None, kaggle_note: str = "", n_folds: int = 5) -> TabularSpec:
+    """The declaration for Kaggle's files `tables` ('train', 'test', 'sample'); one-line errors for files that
+    contradict each other."""
+    from kit import tasks
+
+    train, test, sample = tables["train"], tables["test"], tables["sample"]
+    notes = [n for t in tables.values() for n in t.notes]
+    options = {k: v for t in tables.values() for k, v in t.options.items()}
+    if len({tuple(sorted(t.options.items())) for t in tables.values()}) > 1:
+        raise DataError(f"{train.path.parent}: the files are written differently ("
+                        + "; ".join(f"{t.path.name}: {t.options or 'commas, UTF-8'}" for t in tables.values())
+                        + "); kit reads all three with the same options")
+    metric = check_choices(metric, task)
+    idc, id_why = find_id(train, test, sample, id_col)
+    target, target_why, wide = find_target(train, test, sample, idc, targets)
+    sample_values = None if wide else sample.frame[target]
+    where = str(train.path)
+
+    kind, chosen, task_why, metric_why = task_and_metric(train.frame[target], where, str(sample.path), sample_values,
+                                                         wide, metric, task, kaggle_metric, kaggle_note, notes)
     tasks.get(kind).encode(train.frame[target].reset_index(drop=True), where)  # the loader's own checks
 
     if group is not None and group not in train.frame.columns:
