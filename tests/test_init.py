@@ -541,3 +541,23 @@ def test_image_refusals(tmp_path: Path, comps: Path, capsys):
     (d / "sample_submission.csv").unlink()
     _fails(capsys, ["--comp", "dogs", "--data-dir", str(d)], comps, 3, "no sample submission")
     assert not any(comps.iterdir())
+
+
+def test_generated_modules_pass_the_projects_lint(tmp_path: Path):
+    """What kit init writes passes `make lint` (ruff with pyproject's rules) as it is, long names included."""
+    import shutil
+    import subprocess
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    if not Path(ruff).exists():
+        pytest.skip("ruff is not installed")
+    train, test, sample = table()
+    long = "a_very_long_column_name_that_a_real_competition_might_well_have_" * 2
+    train, test = train.rename(columns={"note": long}), test.rename(columns={"note": long})
+    sources = [scaffold("x" * 40, write_files(tmp_path / "t", train, test, sample), lookup=NO_KAGGLE).source,
+               scaffold("dogs", dog_breed(tmp_path / "d"), lookup=NO_KAGGLE).source]
+    for i, src in enumerate(sources):
+        assert max(map(len, src.splitlines())) <= 120
+        r = subprocess.run([ruff, "check", "--config", str(BENCH.parent / "pyproject.toml"), "--stdin-filename",
+                            f"competitions/gen{i}/__init__.py", "-"], input=src, capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout + r.stderr

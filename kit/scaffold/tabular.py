@@ -451,6 +451,38 @@ def _commented(attr: str, cols: list[tuple[str, str]], indent: str = "    ") -> 
     return out
 
 
+def docstring_head(text: str, width: int = 116) -> list[str]:
+    """A module docstring's first paragraph, opening quotes included, wrapped to fit."""
+    import textwrap
+
+    lines = textwrap.wrap(text.replace('"' * 3, "'" * 3), width - 3)
+    return ['"' * 3 + lines[0], *lines[1:]]
+
+
+def fit_lines(text: str, width: int = 120) -> str:
+    """Lines over `width` (the project's line length) made to fit: a trailing `# comment` moves above its line,
+    a long comment wraps; so a generated module passes `make lint` as it is."""
+    import textwrap
+
+    out: list[str] = []
+    for line in text.split("\n"):
+        if len(line) <= width:
+            out.append(line)
+            continue
+        indent = line[: len(line) - len(line.lstrip())]
+        code, sep, comment = line.partition("  # ")
+        if sep and code.strip() and not code.lstrip().startswith("#"):
+            body = [code.rstrip()]
+        elif line.lstrip().startswith("#"):
+            code, comment, body = "", line.strip().lstrip("#").strip(), []
+        else:  # code or docstring text: left as it is (docstrings are wrapped where written)
+            out.append(line)
+            continue
+        wrapped = textwrap.wrap(comment, width - len(indent) - 2) or [""]
+        out += [f"{indent}# {w}" for w in wrapped] + body
+    return "\n".join(out)
+
+
 def render(spec: TabularSpec, when: str = "") -> str:
     """The competition module's source: the README template's declarations, each with why."""
     cls = class_name(spec.name)
@@ -463,7 +495,7 @@ def render(spec: TabularSpec, when: str = "") -> str:
     raw = [c.name for c in spec.columns if c.role in ("numeric", "categorical", "boolean", "datetime")]
     files = ", ".join(spec.files[r] for r in ("train", "test", "sample"))
     lines = [
-        f'"""{spec.name}: Kaggle\'s \'{spec.slug}\', declared by `kit init` from {files}{when}.',
+        *docstring_head(f"{spec.name}: Kaggle's '{spec.slug}', declared by `kit init` from {files}{when}."),
         "",
         "Every choice below says why; edit any of them (it is your file now). The README's \"Adding a competition\"",
         "lists what else a competition can declare (model parameters, feature steps, a search space).",
@@ -515,4 +547,4 @@ def render(spec: TabularSpec, when: str = "") -> str:
     text = "\n".join(lines)
     if not (boo or dates):
         text = text.replace("from typing import Any\n\n", "")
-    return text
+    return fit_lines(text)

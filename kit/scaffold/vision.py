@@ -14,7 +14,7 @@ import pandas as pd
 from kit.errors import DataError, KitError
 from kit.io import read_csv
 from kit.scaffold.files import ROLES, _stem, sniff
-from kit.scaffold.tabular import check_choices, class_name, q, task_and_metric
+from kit.scaffold.tabular import check_choices, class_name, docstring_head, fit_lines, q, task_and_metric
 
 # kit.vision.declared.IMAGE_SUFFIXES (not imported: it brings torch, and a table needs none)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
@@ -290,7 +290,7 @@ def render(spec: VisionSpec) -> str:
     cls = class_name(spec.name)
     files = ", ".join(dict.fromkeys(spec.files.values()))
     lines = [
-        f'"""{spec.name}: Kaggle\'s \'{spec.slug}\', declared by `kit init` from {files}.',
+        *docstring_head(f"{spec.name}: Kaggle's '{spec.slug}', declared by `kit init` from {files}."),
         "",
         "Every choice below says why; edit any of them (it is your file now): the presets, the augmentation, or a",
         "`load` of your own (see kit.vision.declared for what this one reads).",
@@ -313,20 +313,26 @@ def render(spec: VisionSpec) -> str:
     if spec.layout == "pixels":
         lines.append(f"    label_col, pixel_prefix, side = {q(spec.label_col)}, {q(spec.pixel_prefix)}, {spec.side}"
                      f"  # {spec.sizes}")
-        aug = ("Augment(rotate=10.0, scale=0.1, translate=0.08)", "small turns, zooms and shifts; no flips (a "
-               "mirrored digit or letter is another one)")
+        aug = ("Augment(rotate=10.0, scale=0.1, translate=0.08)", "no flips: a mirrored digit is another one")
         presets = PixelCsvCompetition.presets
     else:
         test = q(spec.test_images[0]) if len(spec.test_images) == 1 else q(spec.test_images)
         lines.append(f"    train_images, test_images, image_ext = {q(spec.train_images)}, {test}, {q(spec.image_ext)}"
                      f"  # {spec.sizes}")
-        aug = ("Augment(flip=True)", "a left-right mirror keeps a photo's label; overhead or microscope images "
-               "can add vflip=True, rot90=True")
+        aug = ("Augment(flip=True)", "a mirror keeps a photo's label (overhead images: vflip=True, rot90=True)")
         presets = PRESETS
     lines += [f"    n_folds = 5  # {FOLDS[spec.task]} ({spec.task})",
               f"    augmentation = {aug[0]}  # {aug[1]}",
               "    presets = {  # `--set preset=cpu|gpu` (auto: gpu when CUDA is there); any key also by --set"]
     for k, v in presets.items():
-        lines.append(f"        {q(k)}: {{{', '.join(f'{q(a)}: {q(b)}' for a, b in v.items())}}},")
+        items = [f"{q(a)}: {q(b)}" for a, b in v.items()]
+        line = f"        {q(k)}: {{"
+        for j, it in enumerate(items):
+            end = "}," if j == len(items) - 1 else ", "
+            if len(line) + len(it) + len(end) > 116:
+                lines.append(line.rstrip())
+                line = "            "
+            line += it + end
+        lines.append(line)
     lines += ["    }", "", "", f"COMPETITION = {cls}()", ""]
-    return "\n".join(lines)
+    return fit_lines("\n".join(lines))
