@@ -45,7 +45,7 @@ def table(n: int = 120, n_test: int = 40, seed: int = 0, target: str = "binary")
         "k": rng.integers(0, 4, size=m),
         "flag01": rng.integers(0, 2, size=m),
         "color": rng.choice(["red", "green", "blue"], size=m),
-        "shop": [f"s{i}" for i in rng.integers(0, 55, size=m)],
+        "shop": [f"s{i}" for i in rng.integers(0, 30, size=m)],
         "member": rng.choice(["True", "False"], size=m),
         "when": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 900, size=m), unit="D"),
         "note": [" ".join(rng.choice(["the", "big", "red", "dog", "ran", "far", "away", "fast"], size=8))
@@ -139,7 +139,7 @@ def test_columns_with_missing_values_keep_their_role(tmp_path: Path):
 
 def test_nearly_unique_text_is_an_identifier_but_repeated_text_a_category():
     rng = np.random.default_rng(1)
-    tickets = pd.Series([f"PC {i}" for i in rng.integers(0, 150, size=200)])  # ~150 values over 200 rows
+    tickets = pd.Series([f"PC {i}" for i in rng.integers(0, 90, size=200)])  # ~80 values over 200 rows
     towns = pd.Series([f"town{i}" for i in rng.integers(0, 40, size=200)])
     t = column_role("ticket", tickets, tickets[:20])
     assert t.role == "left out" and "nearly unique, id-like" in t.why

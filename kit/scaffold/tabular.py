@@ -23,10 +23,11 @@ from kit.scaffold.files import Table
 REGRESSION_METRICS = ("rmse", "rmsle", "mae", "r2")
 MULTILABEL_METRICS = ("f1_samples", "f2_samples")
 MAX_CLASSES = 20  # an integer target with at most this many values is read as classes, more as numbers
-HIGH_CARDINALITY = 30
-# a text column with at least this share of its rows distinct is an identifier (ticket, cabin, name), not a
-# category: one-hot encoded it cost kit's MLP 7 points of accuracy on Titanic-format data (bench/results/init.md)
-NEAR_UNIQUE = 0.5
+HIGH_CARDINALITY = 20
+# a text column with fewer than this many rows a value on average is an identifier (ticket, cabin, name), not a
+# category: one-hot encoded, such columns cost kit's MLP 8 points of accuracy on Titanic-format data
+# (bench/results/init.md)
+ROWS_PER_VALUE = 3.0
 DATE_RE = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$|"
                      r"^\d{1,2}[-/.]\d{1,2}[-/.]\d{4}( \d{1,2}:\d{2}(:\d{2})?)?$")
 ROLES = ("numeric", "categorical", "boolean", "datetime", "left out", "dropped")
@@ -161,9 +162,9 @@ def column_role(name: str, train: pd.Series, test: pd.Series, train_file: str = 
     if distinct == present and present >= max(20, n // 2):
         rows = "unique per row" if present == n else f"unique per row that has one ({present} of {n})"
         return Column(name, "left out", f"{why}, {rows} -> id-like, left out")
-    if present >= 100 and distinct >= NEAR_UNIQUE * present:
-        return Column(name, "left out", f"{why}, {distinct / present:.0%} of its rows distinct -> nearly unique, "
-                                        "id-like, left out (add it to categorical_features to try it)")
+    if present >= 100 and present < ROWS_PER_VALUE * distinct:
+        return Column(name, "left out", f"{why}, {present / distinct:.1f} rows a value -> nearly unique, id-like, "
+                                        "left out (add it to categorical_features to try it)")
     if distinct > HIGH_CARDINALITY:
         return Column(name, "categorical", f"{why}, {distinct / max(1, train.notna().sum()):.0%} of its rows "
                                            "distinct -> categorical (high cardinality)")
