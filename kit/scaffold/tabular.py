@@ -164,7 +164,7 @@ def column_role(name: str, train: pd.Series, test: pd.Series, train_file: str = 
         return Column(name, "left out", f"{why}, {rows} -> id-like, left out")
     if present >= 100 and present < ROWS_PER_VALUE * distinct:
         return Column(name, "left out", f"{why}, {present / distinct:.1f} rows a value -> nearly unique, id-like, "
-                                        "left out (add it to categorical_features to try it)")
+                                        "left out")
     if distinct > HIGH_CARDINALITY:
         return Column(name, "categorical", f"{why}, {distinct / max(1, train.notna().sum()):.0%} of its rows "
                                            "distinct -> categorical (high cardinality)")
@@ -533,7 +533,7 @@ def render(spec: TabularSpec, when: str = "") -> str:
     lines += _commented("numeric_features", features)
     lines += _commented("categorical_features", [(c.name, c.why) for c in cat])
     if out_cols:
-        lines.append("    # not features:")
+        lines.append("    # not features (move one into a list above to use it):")
         lines += [f"    #   {q(c.name)}: {c.why}" for c in out_cols]
     if boo or dates:
         lines += ["", "    def feature_steps(self, params: dict[str, Any]) -> list:",
