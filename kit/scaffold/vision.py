@@ -220,7 +220,7 @@ def infer_images(name: str, slug: str, data_dir: Path, *, targets: list[str] | N
                                                          sample_values, wide, metric, task, kaggle_metric,
                                                          kaggle_note, notes)
     if kind == "regression":
-        raise KitError("image regression is not a layout kit init writes (see competitions/facial-keypoints)")
+        raise KitError("image regression (points, values) is not a layout kit init writes: write its load by hand")
     empty = values.astype(str).str.strip() == ""
     if kind != "multilabel" and empty.any():
         i = int(empty.to_numpy().argmax())
