@@ -8,7 +8,11 @@ inferred folder is written by `kit.scaffold` from the raw files with only the me
 the same 5-fold splits (one per seed, from the hand-written folder's targets); the report gives CV mean ± std over
 all folds and the paired difference inferred − hand-written (± its standard error).
 
-Usage: python bench/init.py [--seeds 0 1 2] [--models mlp lightgbm] [--out FILE]   (writes bench/results/init.md)
+With --vision, also the generated copies of digit-recognizer (700 / 200 images) and planet (300 / 80 tiles, 32 px,
+6 epochs): the hand-written folders against `kit init`'s PixelCsvCompetition / ImageCsvCompetition, cpu preset.
+
+Usage: python bench/init.py [--seeds 0 1 2] [--models mlp lightgbm] [--vision] [--out FILE]
+(writes bench/results/init.md)
 """
 
 from __future__ import annotations
@@ -55,15 +59,29 @@ def tables(root: Path) -> list[tuple[str, str, Path, str]]:
     out = []
     for ds in contract.DATASETS.values():
         data_dir, _, _ = contract.write_dataset(ds, root)
-        out.append((ds.key, ds.name, data_dir, ds.metric))
+        out.append((ds.key, ds.name, data_dir, ds.metric, None, {}))
     d = root / "data" / "titanic"
     generate_titanic(d, n_train=891, n_test=418, seed=0)
-    out.append(("titanic", "titanic", d, "accuracy"))
+    out.append(("titanic", "titanic", d, "accuracy", None, {}))
     return out
 
 
-def cv(comp, data, seed: int, folds: np.ndarray) -> list[float]:
-    res = cross_validate(comp, data, comp.params(), seed, folds=folds, progress=False)
+def vision_tables(root: Path) -> list[tuple]:
+    """The image competitions' generated copies (small): (key, hand-written name, folder, metric, models, params)."""
+    import importlib
+
+    out = []
+    for name, kw, params in (("digit-recognizer", {"n_train": 700, "n_test": 200}, {"preset": "cpu"}),
+                             ("planet", {"n_train": 300, "n_test": 80},
+                              {"preset": "cpu", "size": 32, "epochs": 6})):
+        d = root / "data" / name
+        importlib.import_module(f"competitions.{name}.synthetic").generate(d, seed=0, **kw)
+        out.append((name, name, d, str(registry.get(name).metric), ["cnn (cpu preset)"], params))
+    return out
+
+
+def cv(comp, data, seed: int, folds: np.ndarray, params: dict) -> list[float]:
+    res = cross_validate(comp, data, comp.params(params), seed, folds=folds, progress=False)
     return list(res.fold_scores)
 
 
@@ -72,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--models", nargs="+", default=["mlp", "lightgbm"])
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "init.md")
+    p.add_argument("--vision", action="store_true",
+                   help="also the image competitions' generated copies (digit-recognizer, planet; minutes on a CPU)")
     a = p.parse_args(argv)
     import torch
 
@@ -82,14 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="kit-init-bench-") as tmp, threadpool_limits(limits=1):
         root = Path(tmp)
         os.environ[registry.PATH_ENV] = os.pathsep.join([str(root / "comps"), str(root / "inferred")])
-        for key, hand_name, data_dir, metric in tables(root):
+        for key, hand_name, data_dir, metric, models, params in [*tables(root), *(vision_tables(root) if a.vision
+                                                                                  else [])]:
             name = f"init-{key.replace('_', '-')}"
             res = scaffold(name, data_dir, metric=metric, lookup=no_kaggle)
             write(res, destination(name, root / "inferred"), force=True)
             sources[key] = res.source
             hand0, inferred0 = registry.get(hand_name), registry.get(name)
-            for model in a.models:
-                hand, inferred = hand0.with_model(model), inferred0.with_model(model)
+            for model in models or a.models:
+                hand, inferred = ((hand0, inferred0) if models
+                                  else (hand0.with_model(model), inferred0.with_model(model)))
                 dh, di = hand.load(data_dir), inferred.load(data_dir)
                 assert np.array_equal(dh.y, di.y), f"{key}: the inferred folder encodes other targets"
                 sh, si, secs = [], [], [0.0, 0.0]
@@ -97,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                     folds = make_folds(hand.task, dh.y, FOLDS, seed)
                     for side, comp, data, scores in ((0, hand, dh, sh), (1, inferred, di, si)):
                         t = time.perf_counter()
-                        scores += cv(comp, data, seed, folds)
+                        scores += cv(comp, data, seed, folds, params)
                         secs[side] += time.perf_counter() - t
                 diff = np.array(si) - np.array(sh)
                 se = float(np.std(diff, ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
