@@ -561,3 +561,8 @@ def test_generated_modules_pass_the_projects_lint(tmp_path: Path):
         r = subprocess.run([ruff, "check", "--config", str(BENCH.parent / "pyproject.toml"), "--stdin-filename",
                             f"competitions/gen{i}/__init__.py", "-"], input=src, capture_output=True, text=True)
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_missing_data_folder_says_how_to_fill_it(tmp_path: Path, comps: Path, capsys):
+    _fails(capsys, ["--comp", "nodata", "--slug", "some-slug", "--data-dir", str(tmp_path / "none")], comps, 3,
+           "no such folder", "kaggle competitions download -c some-slug")

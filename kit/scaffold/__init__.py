@@ -69,7 +69,7 @@ def scaffold(name: str, data_dir: Path, *, slug: str | None = None, targets: lis
         summary = (f"{vspec.task} images ({vspec.layout}: {vspec.sizes}) on {vspec.target_col!r}, metric "
                    f"{vspec.metric}")
         return Scaffold(name, source, vspec, list(vspec.notes), summary)
-    files = find_files(data_dir)
+    files = find_files(data_dir, slug)
     tables = {role: read_table(path) for role, path in files.items()}
     spec = infer(name, slug, tables, targets=targets, metric=metric, task=task, id_col=id_col, group=group,
                  kaggle_metric=kaggle_name, kaggle_note=kaggle_note if kaggle_name is None else "")

@@ -35,13 +35,18 @@ def _stem(path: Path) -> str | None:
     return None
 
 
-def find_files(data_dir: Path) -> dict[str, Path]:
+def missing_folder(data_dir: Path, slug: str = "SLUG") -> DataError:
+    """The error for a data folder that is not there, saying how to fill it."""
+    return DataError(f"{data_dir}: no such folder; put Kaggle's files there (`kaggle competitions download -c {slug} "
+                     f"-p {data_dir}`, then unzip) or pass --data-dir")
+
+
+def find_files(data_dir: Path, slug: str = "SLUG") -> dict[str, Path]:
     """{'train', 'test', 'sample'} -> the file of that role in `data_dir`; a one-line error when a role has no file
     or more than one (files it cannot tell apart)."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise DataError(f"{data_dir}: no such folder; put Kaggle's files there (kit download, or copy them) or "
-                        "pass --data-dir")
+        raise missing_folder(data_dir, slug)
     tables = sorted(p for p in data_dir.iterdir() if p.is_file() and _stem(p) is not None)
     found: dict[str, Path] = {}
     for role, stems in ROLES.items():
