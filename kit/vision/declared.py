@@ -170,6 +170,8 @@ class PixelCsvCompetition(VisionCompetition):
         "gpu": {"arch": "resnet18", "size": 64, "epochs": 12, "lr": 3e-3, "bs": 128, "schedule": "fine_tune",
                 "tta": 1},
     }
+    # grayscale glyphs: no lighting jitter, a wider small CNN (digit-recognizer's own choices)
+    default_params: ClassVar[dict[str, Any]] = {**VisionCompetition.default_params, "aug": 0.0, "width": 32}
     label_col: ClassVar[str] = "label"
     pixel_prefix: ClassVar[str] = "pixel"
     side: ClassVar[int] = 28
