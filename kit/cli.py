@@ -12,6 +12,7 @@ from kit.errors import KitError
 
 # name -> module holding `main(argv) -> int`
 COMMANDS: dict[str, str] = {
+    "init": "kit.commands.init",
     "train": "kit.commands.train",
     "predict": "kit.commands.predict",
     "package": "kit.commands.package",

@@ -131,10 +131,18 @@ def read_csv(
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found{'; ' + hint if hint else ''}")
-    if not set(kwargs) & {"sep", "delimiter", "header", "names", "skiprows", "nrows", "comment"}:
+    name = path.name.lower()
+    plain = not name.endswith((".zip", ".gz", ".bz2", ".xz", ".parquet"))
+    if plain and not set(kwargs) & {"sep", "delimiter", "header", "names", "skiprows", "nrows", "comment"}:
         check_rows(path)  # pandas pads short rows with NaN and miscounts rows in its errors
     try:
-        df = pd.read_csv(path, **kwargs)
+        if name.endswith(".parquet"):
+            cols = kwargs.get("usecols")
+            df = pd.read_parquet(path, columns=list(cols) if cols is not None else None)
+        else:
+            df = pd.read_csv(path, **kwargs)  # .csv.zip and other compressed CSVs: pandas decompresses
+    except ImportError as e:
+        raise DataError(f"{path}: cannot read parquet ({e}); pip install pyarrow, or convert it to CSV") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
@@ -162,7 +170,7 @@ def read_csv(
 
 def _strip(df: pd.DataFrame) -> None:
     """Strip surrounding whitespace from text cells and column names (pandas already does so for numbers)."""
-    df.columns = [c.strip() if isinstance(c, str) else c for c in df.columns]
+    df.columns = [c.lstrip("\ufeff").strip() if isinstance(c, str) else c for c in df.columns]  # and a BOM
     for col in df.columns:
         if pd.api.types.is_object_dtype(df[col]) or pd.api.types.is_string_dtype(df[col]):
             df[col] = df[col].map(lambda v: v.strip() if isinstance(v, str) else v)

@@ -40,6 +40,14 @@ def names() -> list[str]:
     return sorted(_locations())
 
 
+def location(name: str) -> Path | None:
+    """The folder of competition `name` (None when there is none)."""
+    found = _locations()
+    if name not in found:
+        return None
+    return found[name] or Path(list(competitions.__path__)[0]) / name
+
+
 def _import(name: str, folder: Path | None):
     full = f"competitions.{name}"
     if folder is None or full in sys.modules:

@@ -113,6 +113,7 @@ class TabularCompetition(Competition):
     model_family: ClassVar[str] = "mlp"  # `kit train --model tabm|lightgbm|catboost|xgboost` picks another
     family_params: ClassVar[dict[str, dict[str, Any]]] = {}  # per-family defaults a competition overrides
     families: ClassVar[tuple[str, ...]] = (*NET_FAMILIES, *gbdt.FAMILIES)
+    csv_options: ClassVar[dict[str, Any]] = {}  # pandas read_csv options for every file, e.g. {"sep": ";"}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -219,10 +220,11 @@ class TabularCompetition(Competition):
         """Read train, test and sample submission, checking columns, numbers, ids and the target."""
         paths = self._paths(data_dir)
         numeric_target = [self.target_col] if not self.task.classification else []
+        opts = self.csv_options
         train = read_csv(paths["train"], required=[self.id_col, self.target_col, *self.raw_columns],
-                         numeric=[*numeric_target, *self.raw_numeric])
-        test = read_csv(paths["test"], required=[self.id_col, *self.raw_columns], numeric=self.raw_numeric)
-        sample = read_csv(paths["sample"], required=[self.id_col])
+                         numeric=[*numeric_target, *self.raw_numeric], **opts)
+        test = read_csv(paths["test"], required=[self.id_col, *self.raw_columns], numeric=self.raw_numeric, **opts)
+        sample = read_csv(paths["sample"], required=[self.id_col], **opts)
         for name, df in (("train", train), ("test", test)):
             dup = df[self.id_col].duplicated()
             if dup.any():
@@ -242,7 +244,8 @@ class TabularCompetition(Competition):
     def read_classes(self, data_dir: Path) -> list | None:
         """The training file's classes, reading only its target column."""
         path = self._paths(data_dir)["train"]
-        col = read_csv(path, required=[self.target_col], usecols=[self.target_col])[self.target_col]
+        col = read_csv(path, required=[self.target_col], usecols=[self.target_col],
+                       **self.csv_options)[self.target_col]
         return self.task.encode(col, str(path))[1]
 
     def fold_arrays(

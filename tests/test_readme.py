@@ -101,6 +101,9 @@ def small_demo_data(comp: str, target: str) -> str:
     d = f"runs/{target}-demo"
     return f"python -m competitions.{comp}.synthetic {d}/data --n 60 --n-test 20 --solution {d}/solution.csv"
 
+MYCOMP_DATA = "python -m competitions.titanic.synthetic data/mycomp --n 120 --n-test 40"
+MYCOMP_ENV = {"KIT_COMPETITIONS_PATH": "gen/comps"}
+
 RULES: list[Rule] = [
     Rule(r"make test", skip="the whole suite, which runs this test"),
     Rule(r"make test ARGS=.*", timeout=300),  # the selected tests (this module skips itself inside: GUARD)
@@ -117,6 +120,13 @@ RULES: list[Rule] = [
     Rule(r"python -m competitions\.[\w-]+\.synthetic OUT .*",
          rewrite=_sub((r"[\[\]]", ""), (r"OUT", "gen/out"), (r"FILE", "gen/solution.csv"),
                       (r"--n \d+", "--n 60"), (r"--n-test \d+", "--n-test 20"))),
+    # `kit init` as typed would write the repository's competitions/mycomp (the checkout links to it): here it
+    # writes gen/comps/mycomp, on KIT_COMPETITIONS_PATH, from generated Titanic-format files in data/mycomp
+    Rule(r"kit init --comp mycomp --slug kaggle-slug --metric accuracy", prep=MYCOMP_DATA,
+         rewrite=lambda c: c + " --to gen/comps --force", env=MYCOMP_ENV),
+    Rule(r"kit train --comp mycomp --model lightgbm", env=MYCOMP_ENV,
+         prep=f"{MYCOMP_DATA} && kit init --comp mycomp --metric accuracy --to gen/comps --force",
+         rewrite=lambda c: c + " --folds 2"),
     Rule(r"kit tune --comp planet --n-trials \d+",
          rewrite=lambda c: FEWER_TRIALS(c) + f" {TINY_VISION}"),
     Rule(r"kit tune --comp titanic --n-trials \d+", rewrite=FEWER_TRIALS),

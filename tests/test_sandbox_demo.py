@@ -26,5 +26,9 @@ def test_demo_downloads_trains_submits_and_reports_the_sandbox_score(tmp_path: P
     assert f"sandbox public score for titanic: {scores['titanic']:.5f}" in out
     assert "$ kit train --comp titanic --data-dir data/titanic --folds 2" in out
     assert (tmp_path / "data" / "titanic" / "train.csv").is_file()
+    assert "$ kit init --comp titanic-init --slug titanic --data-dir data/titanic" in out
+    inited = (tmp_path / "comps" / "titanic-init" / "__init__.py").read_text()
+    assert "metric = \"accuracy\"  # Kaggle's evaluation metric 'Categorization Accuracy'" in inited
+    assert "$ kit train --comp titanic-init --data-dir data/titanic --folds 2" in out
     key = (tmp_path / "kaggle-config" / "kaggle.json").read_text().split('"key": "')[1].split('"')[0]
     assert key not in out and key not in (tmp_path / "submissions" / LEDGER_NAME).read_text()

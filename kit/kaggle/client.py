@@ -294,6 +294,15 @@ class Kaggle:
                 return bool(c.is_kernels_submissions_only)
         return None
 
+    def evaluation_metric(self, slug: str) -> str | None:
+        """The competition's evaluation metric as Kaggle names it (ApiCompetition.evaluation_metric, from the public
+        competition list); None when the list does not show the competition or its metric."""
+        resp = self.call("looking up the competition", self.api.competitions_list, search=slug, page_size=50)
+        for c in getattr(resp, "competitions", None) or []:
+            if (c.ref or "").rstrip("/").rsplit("/", 1)[-1] == slug:
+                return getattr(c, "evaluation_metric", None) or None
+        return None
+
     def list_files(self, slug: str) -> list[dict[str, Any]]:
         """Every data file of the competition: name, size in bytes, creation date (ISO)."""
         out, token = [], None

@@ -3,7 +3,9 @@
 Starts the sandbox on a free port with every competition that has a `synthetic` module (see
 `kit.sandbox.data`) and throwaway credentials, then runs the real commands as a user would: `kit download`
 for each, and for those declaring DEMO_TRAIN_ARGS `kit train` (small settings), `kit submit --wait` and
-`kit submissions`; prints the sandbox's scores and stops the sandbox.
+`kit submissions`; then `kit init` writes a new competition folder from the first tabular one's downloaded files
+(its metric from the sandbox's competition list) and `kit train` trains it unedited; prints the sandbox's scores
+and stops the sandbox.
 
 `make demo-code` (≡ python -m kit.sandbox.demo --code --comp NAME): the same for one competition made a code
 competition in the sandbox: train, `kit package`, `kit kernel push --wait` (the dataset is created, the notebook
@@ -72,6 +74,7 @@ def run_demo(workdir: Path, names: Sequence[str] | None = None,
                    *train_args, "--quiet"], workdir, env)
             _step(["submit", "--comp", e.name, "--wait", "-m", "kit demo"], workdir, env)
             _step(["submissions", "--comp", e.name], workdir, env)
+        init_and_train(workdir, env, trained, train_args)
     ledger = Ledger(workdir / "submissions" / LEDGER_NAME)
     print()
     for e in trained:
@@ -81,6 +84,24 @@ def run_demo(workdir: Path, names: Sequence[str] | None = None,
         print(f"sandbox public score for {e.name}: {score:.5f}" if score is not None
               else f"no score reported for {e.name}")
     return scores
+
+
+def init_and_train(workdir: Path, env: dict[str, str], trained: Sequence, train_args: Sequence[str] = ()) -> None:
+    """`kit init` on the first trained tabular competition's downloaded files (Kaggle's metric from the sandbox),
+    into workdir/comps (on KIT_COMPETITIONS_PATH), then `kit train` of the inferred folder with no edit."""
+    from kit import registry
+    from kit.tabular import TabularCompetition
+
+    tabular = [e for e in trained if isinstance(registry.get(e.name), TabularCompetition)]
+    if not tabular:
+        return
+    e, comps = tabular[0], workdir / "comps"
+    name = f"{e.name}-init"
+    env = {**env, "KIT_COMPETITIONS_PATH": str(comps)}
+    _step(["init", "--comp", name, "--slug", registry.get(e.name).slug, "--data-dir", f"data/{e.name}",
+           "--to", str(comps), "--force"], workdir, env)
+    _step(["train", "--comp", name, "--data-dir", f"data/{e.name}", *(e.demo_train_args or []), *train_args,
+           "--quiet"], workdir, env)
 
 
 def run_code_demo(workdir: Path, name: str, train_args: Sequence[str] = (),

@@ -510,6 +510,13 @@ class Sandbox:
             raise HttpError(400, f"Your team has used its daily Submission allowance ({self.daily_limit}) today, "
                                  "please try again tomorrow UTC")
 
+    def evaluation_metric(self, meta: CompetitionMeta) -> str:
+        """The metric as Kaggle's competition list names it: the scoring kit competition's, in Kaggle's words."""
+        from kit.scaffold.kaggle_metrics import KAGGLE_NAME
+
+        metric = str(registry.get(meta.competition).metric)
+        return KAGGLE_NAME.get(metric, metric)
+
     def _api_ListCompetitions(self, body: dict, base: str):
         req = ApiListCompetitionsRequest.from_dict(body)
         term = (req.search or "").lower()
@@ -521,6 +528,7 @@ class Sandbox:
                 c.ref, c.title = f"{base}/competitions/{meta.slug}", meta.title  # Kaggle's refs are URLs now
                 c.url = c.ref
                 c.is_kernels_submissions_only = meta.code
+                c.evaluation_metric = self.evaluation_metric(meta)
                 c.max_daily_submissions = self.daily_limit
                 c.user_has_entered = True
                 out.append(c)

@@ -4,6 +4,7 @@ the device), `loaders` (fastai DataLoaders over uint8 arrays), `models` (SmallCN
 
 from kit.vision.augment import Augment, BatchTransform, dihedral, flip_points
 from kit.vision.competition import UNSET, VisionCompetition, auto_preset
+from kit.vision.declared import ClassFolderCompetition, ImageCsvCompetition, PixelCsvCompetition
 from kit.vision.images import (
     ImageArray,
     cache_key,
@@ -28,6 +29,7 @@ from kit.vision.models import (
 
 __all__ = [
     "Augment", "BatchTransform", "dihedral", "flip_points", "UNSET", "VisionCompetition", "auto_preset",
+    "ClassFolderCompetition", "ImageCsvCompetition", "PixelCsvCompetition",
     "ImageArray", "cache_key", "channel_stats", "decode_image", "describe_bad", "load_images",
     "pixel_columns_to_images", "pixel_strings_to_images", "resize_images", "ArrayDataLoader", "array_dataloaders",
     "array_test_dl", "IMAGENET_STATS", "SmallCNN", "dataset_stats_or_imagenet", "describe_device",
