@@ -154,7 +154,9 @@ def cross_validate(
         histories.append(out.history)
         if keep_predictors:
             predictors.append(out.predictor)
-        log.info("fold %d/%d: %s %.4f", k + 1, n_folds, comp.metric, score)
+        elapsed = time.perf_counter() - start
+        eta = f", about {elapsed / (k + 1) * (n_folds - k - 1):.0f} s to go" if k + 1 < n_folds else ""
+        log.info("fold %d/%d: %s %.4f (%.0f s so far%s)", k + 1, n_folds, comp.metric, score, elapsed, eta)
         if on_fold is not None:
             on_fold(k, score)
     assert oof is not None and test_sum is not None

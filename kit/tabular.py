@@ -54,7 +54,7 @@ SEED_PARAMS: dict[str, Any] = {
 NET_PARAMS: dict[str, Any] = {
     "lr": 6e-3, "wd": 1e-4, "dropout": 0.1, "epochs": 0, "bs": 0, "n_models": 1, "num_transform": "quantile",
     "num_emb": "periodic", "d_emb": 16, "emb_scale": 0.3, "label_smoothing": 0.1, "schedule": "one_cycle",
-    "target_transform": "auto", "max_levels": 1000,
+    "target_transform": "auto", "max_levels": 1000, "target_encode": True,
 }
 DEFAULT_PARAMS: dict[str, Any] = {"arch": "modern", "width": 256, "depth": 3, **NET_PARAMS}
 
@@ -180,9 +180,13 @@ class TabularCompetition(Competition):
         if kind != "seed":
             nets_fit.check_params(params, self.name)
             return
-        for key in ("width", "depth", "epochs", "bs", "n_models"):
+        for key in ("width", "depth", "n_models"):
             if key in params and int(params[key]) < 1:
                 raise KitError(f"{self.name}: {key} must be >= 1 (got {params[key]})")
+        for key in ("epochs", "bs"):
+            if key in params and int(params[key]) < 0:
+                raise KitError(f"{self.name}: {key} must be >= 1, or 0 to choose it from the data size "
+                               f"(got {params[key]})")
         if "dropout" in params and not 0 <= float(params["dropout"]) < 1:
             raise KitError(f"{self.name}: dropout must be in [0, 1) (got {params['dropout']})")
         if float(params.get("lr", 1e-3)) <= 0 or float(params.get("wd", 0.0)) < 0:
@@ -284,7 +288,9 @@ class TabularCompetition(Competition):
         scaler = self.task.fit_target(data.y[train_idx])
         y_train, y_valid = scaler.transform_y(data.y[train_idx]), scaler.transform_y(data.y[valid_idx])
         n_out = self.task.n_outputs(data.y, data.classes)
-        bs = int(params.get("bs", 64))
+        bs = int(params.get("bs", 64)) or nets_fit.auto_batch_size(len(train_idx))
+        epochs = int(params.get("epochs", 30)) or nets_fit.auto_epochs(len(train_idx), bs)
+        params = {**params, "bs": bs, "epochs": epochs}
         valid, models, hist = [], [], []
         for m in range(int(params.get("n_models", 1))):
             learner.seed_everything(seed + 1000 * m)

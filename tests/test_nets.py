@@ -194,3 +194,19 @@ def test_odd_columns_are_said_and_handled_and_text_in_a_numeric_column_is_refuse
     d2 = _write_table(comps_root, "odd2", train, bad, ["a"], ["many"])
     with pytest.raises(DataError, match=r"test.csv: row 5, column a: 'n/a\?' is not a number"):
         registry.get("odd2").load(d2)
+
+
+def test_large_categoricals_are_target_encoded_without_their_own_labels():
+    rng = np.random.default_rng(0)
+    n = 600
+    city = rng.integers(0, 30, n)
+    y = ((city % 3 == 0) ^ (rng.random(n) < 0.15)).astype(np.int64)
+    X = pd.DataFrame({"a": rng.normal(size=n), "city": [f"c{c}" for c in city], "small": rng.choice(["u", "v"], n)})
+    enc = NetFeatures(["a"], ["city", "small"], num_transform="standard", target_type="binary", seed=0)
+    train_x = enc.fit_transform(X, y)
+    assert enc.te_columns_ == ["city"] and enc.n_numeric == 2  # a, and city's encoding; small has 2 levels
+    again = enc.transform(X)
+    assert not np.allclose(train_x[:, 1], again[:, 1])  # cross-fitted on the training fold, full fit after
+    assert np.corrcoef(again[:, 1], city % 3 == 0)[0, 1] > 0.9
+    plain = NetFeatures(["a"], ["city"]).fit(X, y)  # no target type (multi-label): codes only
+    assert plain.te_columns_ == [] and plain.n_numeric == 1

@@ -12,6 +12,13 @@ large ones (`kit.nets.modules.InputEncoder`). So a 100k-level column costs at mo
 rows, and a test level never seen in the training fold cannot crash inference. Each numeric column with NaNs
 in the training fold also gets a missing indicator, as a 2-level code.
 
+Categories with more than `te_min_levels` levels are also target-encoded (scikit-learn's `TargetEncoder`: the
+mean target of the level, shrunk toward the overall mean, one column per class for multi-class), as numbers:
+an embedding of a 200-level column learns from a few rows per level, the encoding from all of them (the nets
+lost 0.02 AUC to the trees on a table whose key column has 194 levels without it). On the training fold the
+encoder's own cross-fitting gives each row an encoding its own label took no part in (`fit_transform`); valid
+and test rows get the encoder fit on the whole training fold.
+
 The output is one float32 matrix [numbers | codes]; the module splits it by the sizes the encoder records
 (`n_numeric`, `cardinalities`), so kit's single-tensor data path and its saved fold pipelines serve the nets
 unchanged (codes up to 2^24 are exact in float32).
@@ -46,12 +53,15 @@ class NetFeatures(TransformerMixin, BaseEstimator):
     }
 
     def __init__(self, numeric: list[str], categorical: list[str], num_transform: str = "robust",
-                 max_levels: int = 1000, min_count: int = 3, seed: int = 0) -> None:
+                 max_levels: int = 1000, min_count: int = 3, target_type: str | None = None,
+                 te_min_levels: int = 9, seed: int = 0) -> None:
         self.numeric = numeric
         self.categorical = categorical
         self.num_transform = num_transform
         self.max_levels = max_levels
         self.min_count = min_count
+        self.target_type = target_type
+        self.te_min_levels = te_min_levels
         self.seed = seed
 
     def _check(self) -> None:
@@ -61,20 +71,42 @@ class NetFeatures(TransformerMixin, BaseEstimator):
             if int(getattr(self, key)) < 1:
                 raise KitError(f"{key} must be >= 1 (got {getattr(self, key)})")
 
-    def _numbers(self, df: pd.DataFrame) -> np.ndarray:
-        if not self.numeric:
-            return np.zeros((len(df), 0))
-        return np.column_stack([pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
-                                for c in self.numeric])
+    def _numbers(self, df: pd.DataFrame, encoded: np.ndarray | None = None) -> np.ndarray:
+        cols = [pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64) for c in self.numeric]
+        x = np.column_stack(cols) if cols else np.zeros((len(df), 0))
+        return x if encoded is None else np.hstack([x, np.asarray(encoded, dtype=np.float64)])
 
     @staticmethod
     def _strings(col: pd.Series) -> pd.Series:
         return col.where(col.isna(), col.astype(str))
 
+    def _te_input(self, X: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({c: self._strings(X[c]).fillna("\0missing").astype(str).to_numpy(dtype=object)
+                             for c in self.te_columns_})
+
     def fit(self, X: pd.DataFrame, y: Any = None) -> NetFeatures:
-        """Learn medians, scales, which columns get an indicator, and each categorical's levels."""
+        """Learn medians, scales, which columns get an indicator, each categorical's levels and encodings."""
+        self.fit_transform(X, y)
+        return self
+
+    def fit_transform(self, X: pd.DataFrame, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """Fit on the training fold and encode it (target encodings cross-fitted: no row sees its own label)."""
         self._check()
-        x = self._numbers(X)
+        self.levels_: dict[str, list[str]] = {}
+        for c in self.categorical:
+            counts = self._strings(X[c]).value_counts()
+            kept = counts[counts >= min(self.min_count, counts.max() if len(counts) else 1)].head(self.max_levels)
+            self.levels_[c] = sorted(kept.index)
+        self.te_columns_ = [c for c in self.categorical if len(self.levels_[c]) >= self.te_min_levels]
+        if self.target_type is None or y is None:
+            self.te_columns_ = []
+        encoded = None
+        if self.te_columns_:
+            from sklearn.preprocessing import TargetEncoder
+
+            self.te_ = TargetEncoder(target_type=self.target_type, shuffle=True, random_state=self.seed)
+            encoded = self.te_.fit_transform(self._te_input(X), np.asarray(y))
+        x = self._numbers(X, encoded)
         finite = np.where(np.isfinite(x), x, np.nan)
         with warnings.catch_warnings():  # an all-NaN column's median is NaN (said once by numpy): 0 then
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -98,19 +130,17 @@ class NetFeatures(TransformerMixin, BaseEstimator):
             else:
                 std = filled.std(axis=0)
                 self.center_, self.scale_ = filled.mean(axis=0), np.where(std > 0, std, 1.0)
-        self.levels_: dict[str, list[str]] = {}
-        for c in self.categorical:
-            counts = self._strings(X[c]).value_counts()
-            kept = counts[counts >= min(self.min_count, counts.max() if len(counts) else 1)].head(self.max_levels)
-            self.levels_[c] = sorted(kept.index)
         self.n_numeric = int(x.shape[1])
         # code 0: missing, rare or unseen; indicators: 0 present, 1 missing
         self.cardinalities = [2] * int(self.indicate_.sum()) + [len(v) + 1 for v in self.levels_.values()]
-        return self
+        return self._encode(X, encoded)
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
-        """The float32 matrix [numbers | indicator and category codes]."""
-        x = self._numbers(X)
+        """The float32 matrix [numbers, target encodings | indicator and category codes]."""
+        return self._encode(X, self.te_.transform(self._te_input(X)) if self.te_columns_ else None)
+
+    def _encode(self, X: pd.DataFrame, encoded: np.ndarray | None) -> np.ndarray:
+        x = self._numbers(X, encoded)
         finite = np.where(np.isfinite(x), x, np.nan)
         missing = np.isnan(finite)
         filled = np.where(missing, self.median_, finite)

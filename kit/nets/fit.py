@@ -66,6 +66,15 @@ def _skewed(y: np.ndarray) -> bool:
     return skew > SKEW_FOR_LOG
 
 
+def target_type(task: Any) -> str | None:
+    """scikit-learn TargetEncoder's name for the task's targets (None: multi-label, which it cannot encode)."""
+    if task.multi_label:
+        return None
+    if not task.classification:
+        return "continuous"
+    return "binary" if task.name == "binary" else "multiclass"
+
+
 def check_params(params: dict[str, Any], where: str) -> None:
     """The values a net cannot use, in one line naming the parameter."""
     for key in ("width", "depth", "n_models", "d_emb", "k", "max_levels"):
@@ -121,7 +130,8 @@ def fit_fold(
     """Features on the fold, then `n_models` nets (seeds seed, seed + 1000, ...) averaged."""
     enc = NetFeatures(list(comp.numeric_features), list(comp.categorical_features),
                       num_transform=params.get("num_transform", "robust"),
-                      max_levels=int(params.get("max_levels", 1000)), seed=seed)
+                      max_levels=int(params.get("max_levels", 1000)),
+                      target_type=target_type(comp.task) if params.get("target_encode", True) else None, seed=seed)
     pipe = Pipeline([*comp.feature_steps(params), ("net", enc)])
     x_train = np.asarray(pipe.fit_transform(data.train.iloc[train_idx], data.y[train_idx]), dtype=np.float32)
     x_valid = np.asarray(pipe.transform(data.train.iloc[valid_idx]), dtype=np.float32)
