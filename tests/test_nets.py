@@ -46,7 +46,7 @@ def test_net_learns_every_task_kind_deterministically(comps_root, family, kind):
     comp = registry.get(name).with_model(family)
     assert comp.net_kind(comp.default_params) == family  # the template's default is the modern MLP
     data = comp.load(d)
-    params = comp.params({**QUICK, **({"k": 4} if family == "tabm" else {})})  # epochs chosen by data size
+    params = comp.params({**QUICK, **({"k": 4} if family == "tabm" else {"arch": "modern"})})  # data-sized epochs
     a = cross_validate(comp, data, params, seed=1, n_folds=3, progress=False)
     b = cross_validate(comp, data, params, seed=1, n_folds=3, progress=False)
     assert np.array_equal(a.oof, b.oof) and np.array_equal(a.test, b.test)  # the seed fixes everything
@@ -58,6 +58,27 @@ def test_net_learns_every_task_kind_deterministically(comps_root, family, kind):
         assert a.mean < 0.6 * data.y.std()
     else:
         assert a.oof.shape[1] == 3 and a.mean > 0.6
+
+
+def test_auto_is_the_seeds_mlp_on_small_tables_and_the_modern_net_on_larger_ones(comps_root):  # noqa: F811
+    import torch.nn as nn
+
+    from kit.tabular import AUTO_SEED_ROWS
+
+    d = write_comp(comps_root, "nauto", "binary", "auc", binary_yes_no, prob_sample, n=AUTO_SEED_ROWS + 300,
+                   n_test=20)
+    comp = registry.get("nauto")
+    data = comp.load(d)
+    params = comp.params({"epochs": 1})
+    assert params["arch"] == "auto" and comp.net_kind(params, 10) == "seed"
+    small = np.arange(200)
+    out = comp.fit_fold(data, small[:150], small[150:], params, seed=0, progress=False)
+    assert isinstance(out.predictor.models[0], nn.Sequential)  # the seeds' MLP
+    assert out.predictor.models[0][0].out_features == 128  # with its own width, not the modern 256
+    big = np.arange(len(data.y))
+    out = comp.fit_fold(data, big[: AUTO_SEED_ROWS + 100], big[AUTO_SEED_ROWS + 100 :], params, seed=0,
+                        progress=False)
+    assert isinstance(out.predictor.models[0], TabularMLP)
 
 
 def test_net_features_are_fit_on_the_training_rows_only():
@@ -142,23 +163,29 @@ def test_bad_net_parameters_are_one_line(comps_root):  # noqa: F811
     comp = registry.get("nbad")
     for bad, msg in (({"num_emb": "fourier"}, "num_emb must be one of periodic, none"),
                      ({"label_smoothing": 0.7}, r"label_smoothing must be in \[0, 0.5\)"),
-                     ({"bs": -1}, "bs must be >= 1, or 0"), ({"arch": "resnet"}, "arch must be seed or modern")):
+                     ({"bs": -1}, "bs must be >= 1, or 0"),
+                     ({"arch": "resnet"}, "arch must be one of auto, modern, seed")):
         with pytest.raises(KitError, match=msg):
             comp.check_params(comp.params(bad))
 
 
 def _write_table(root, name: str, train: pd.DataFrame, test: pd.DataFrame, numeric: list[str],
                  categorical: list[str]):
-    from tests.test_contract import template
-
     pkg = root / "comps" / name
     pkg.mkdir(parents=True)
-    src = template(name, "binary", "auc").replace('raw_columns = ["a", "b", "city"]',
-                                                   f"raw_columns = {[*numeric, *categorical]!r}")
-    src = src.replace('raw_numeric = ["a", "b"]', "raw_numeric = []")
-    src = src.replace('numeric_features = ["a", "b"]', f"numeric_features = {numeric!r}")
-    src = src.replace('categorical_features = ["city"]', f"categorical_features = {categorical!r}")
-    (pkg / "__init__.py").write_text(src)
+    (pkg / "__init__.py").write_text(f"""from kit.tabular import TabularCompetition
+
+
+class Odd(TabularCompetition):
+    name, slug, task, metric = {name!r}, {name!r}, "binary", "auc"
+    id_col, target_col = "id", "target"
+    raw_columns = {[*numeric, *categorical]!r}
+    numeric_features = {numeric!r}
+    categorical_features = {categorical!r}
+
+
+COMPETITION = Odd()
+""")
     d = root / "data" / name
     d.mkdir(parents=True)
     train.to_csv(d / "train.csv", index=False)
@@ -167,7 +194,7 @@ def _write_table(root, name: str, train: pd.DataFrame, test: pd.DataFrame, numer
     return d
 
 
-def test_odd_columns_are_said_and_handled_and_text_in_a_numeric_column_is_refused(comps_root, caplog):  # noqa: F811
+def test_odd_columns_are_said_and_handled_and_text_in_a_numeric_column_is_refused(comps_root):  # noqa: F811
     import logging
 
     from kit.errors import DataError
@@ -180,9 +207,16 @@ def test_odd_columns_are_said_and_handled_and_text_in_a_numeric_column_is_refuse
     train, test = df.iloc[:2400], df.iloc[2400:].drop(columns="target")
     d = _write_table(comps_root, "odd", train, test, ["a", "const", "empty"], ["many"])
     comp = registry.get("odd")
-    with caplog.at_level(logging.WARNING, logger="kit.tabular"):
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger = logging.getLogger("kit.tabular")
+    logger.addHandler(handler)
+    try:
         data = comp.load(d)
-    said = " ".join(r.getMessage() for r in caplog.records)
+    finally:
+        logger.removeHandler(handler)
+    said = " ".join(r.getMessage() for r in records)
     assert "column const is constant (7.0)" in said and "column empty is empty" in said
     assert "column many has 1" in said and "most frequent" in said
     params = comp.params({"epochs": 2, "width": 16, "depth": 1, "d_emb": 4})

@@ -74,9 +74,10 @@ def kaggle_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wheel_cache: Pa
     return "alice"
 
 
-def _train(titanic_dir: Path, seed: int = 3):
-    comp = registry.get("titanic")
-    return train_and_submit(comp, titanic_dir, comp.params({"epochs": 1}), seed=seed, n_folds=2, progress=False)
+def _train(titanic_dir: Path, seed: int = 3, family: str = "mlp"):
+    comp = registry.get("titanic").with_model(family)
+    small = {"epochs": 1} if family == "mlp" else {"epochs": 1, "width": 8, "depth": 1, "k": 2, "d_emb": 4}
+    return train_and_submit(comp, titanic_dir, comp.params(small), seed=seed, n_folds=2, progress=False)
 
 
 def _allowed_distributions() -> set[str]:
@@ -103,9 +104,10 @@ def _allowed_distributions() -> set[str]:
     return seen | {norm(n) for n in package.NOTEBOOK_EXTRA_WHEELS} | {"kit"} | OPTIONAL_IMPORTS
 
 
+@pytest.mark.parametrize("family", ["mlp", "tabm"])  # tabm: its module and embeddings come from shipped wheels
 def test_package_metadata_and_offline_notebook_rebuilds_the_submission(titanic_dir, workdir, kaggle_user, capsys,
-                                                                       tmp_path):
-    r = _train(titanic_dir)
+                                                                       tmp_path, family):
+    r = _train(titanic_dir, family=family)
     assert package_main(["--comp", "titanic"]) == 0  # the newest run with saved models
     out = capsys.readouterr()
     pkg = Path(out.out.strip().splitlines()[-1])
@@ -122,8 +124,8 @@ def test_package_metadata_and_offline_notebook_rebuilds_the_submission(titanic_d
     # the run's inference files, as they are
     for rel in ["decoding.json", "record.json", "models/fold-0.pt", "models/fold-1.pt"]:
         assert (ds / rel).read_bytes() == (r.run_dir / rel).read_bytes()
-    wheels = sorted(p.name for p in ds.glob("*.whl"))
-    assert wheels == ["iterative_stratification-0.1.9-py3-none-any.whl", "kit-0.1.0-py3-none-any.whl"]
+    wheels = sorted(p.name.split("-")[0] for p in ds.glob("*.whl"))
+    assert wheels == ["iterative_stratification", "kit", "rtdl_num_embeddings", "tabm"]
     names = zipfile.ZipFile(ds / "kit-0.1.0-py3-none-any.whl").namelist()
     assert "kit/inference.py" in names and "competitions/titanic/__init__.py" in names
     assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
