@@ -123,9 +123,10 @@ def test_package_metadata_and_offline_notebook_rebuilds_the_submission(titanic_d
     for rel in ["decoding.json", "record.json", "models/fold-0.pt", "models/fold-1.pt"]:
         assert (ds / rel).read_bytes() == (r.run_dir / rel).read_bytes()
     wheels = sorted(p.name for p in ds.glob("*.whl"))
-    assert wheels == ["iterative_stratification-0.1.9-py3-none-any.whl", "kit-0.1.0-py3-none-any.whl"]
+    assert wheels == ["iterative_stratification-0.1.9-py3-none-any.whl", "kit-0.1.0-py3-none-any.whl",
+                      "rtdl_num_embeddings-0.0.12-py3-none-any.whl", "tabm-0.0.3-py3-none-any.whl"]
     names = zipfile.ZipFile(ds / "kit-0.1.0-py3-none-any.whl").namelist()
-    assert "kit/inference.py" in names and "competitions/titanic/__init__.py" in names
+    assert {"kit/inference.py", "kit/notebook.py", "competitions/titanic/__init__.py"} <= set(names)
     assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
     sums = [line.split("  ") for line in (ds / "SHA256SUMS").read_text().splitlines()]
     files = sorted(p.relative_to(ds).as_posix() for p in ds.rglob("*") if p.is_file())
