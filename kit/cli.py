@@ -39,13 +39,15 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
         return 130
 
 
-def setup_logging(verbose: bool = False) -> None:
-    """Log lines to stderr, timestamped."""
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    """Log lines to stderr, timestamped; `quiet` (the commands' --quiet): warnings and errors only."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if quiet:  # Optuna logs its per-trial lines through a handler of its own
+        logging.getLogger("optuna").setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,8 @@
 (`kit predict`, offline notebooks). Each holds the fold's fitted preprocessing and model(s) on the CPU and
 predicts the test rows of a loaded `Data`; `fit_fold` predicts the test set through the same object, so a saved
 run reproduces its own test predictions. Saved with torch.save (pickle: the classes are kit's and the libraries'
-own, found by import when loaded where kit is installed).
+own, found by import when loaded where kit is installed). The tabular ones live here, the image one in
+kit.vision.predictor.
 """
 
 from __future__ import annotations
@@ -92,40 +93,14 @@ class TreePredictor:
         return self.scaler.inverse(gbdt.predict(self.family, comp.task, self.models, x, self.categorical))
 
 
-@dataclass
-class VisionPredictor:
-    """The fold's network, normalisation stats, image size, TTA views and target scaling."""
+def __getattr__(name: str) -> Any:
+    # run folders saved before VisionPredictor moved to kit.vision.predictor pickle it under this module's name;
+    # resolved on first use so this module stays below kit.vision (tests/test_vision.py loads such a pickle)
+    if name == "VisionPredictor":
+        from kit.vision.predictor import VisionPredictor
 
-    model: nn.Module
-    stats: tuple
-    size: int
-    bs: int
-    views: list[int]
-    scaler: TargetScaler
-    flip_perm: np.ndarray | None = None
-    amp: bool = False
-    fill: np.ndarray | None = None  # the fold's prior for test images that cannot be read
-
-    def predict(self, comp: Any, data: Any) -> np.ndarray:
-        """Predictions for `data.test` (mean over the TTA views, mirrored points mirrored back), in target units."""
-        from kit.learner import default_device
-        from kit.vision.augment import flip_points
-        from kit.vision.loaders import array_test_dl
-
-        imgs = comp.images(data, "test", self.size)
-        model = _on_device(self.model)
-        out = []
-        for k in self.views:
-            dl = array_test_dl(imgs.x, np.arange(len(imgs.x)), self.stats, self.bs, default_device(), k)
-            pred = run_model(model, dl, comp.task, self.amp)
-            if self.flip_perm is not None and k & 1:
-                pred = flip_points(torch.from_numpy(pred), torch.as_tensor(self.flip_perm)).numpy()
-            out.append(pred)
-        test = self.scaler.inverse(np.mean(out, axis=0))
-        bad = sorted(imgs.bad)
-        if bad and self.fill is not None:
-            test[bad] = self.fill
-        return test
+        return VisionPredictor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def save(predictor: Any, path: Path) -> Path:

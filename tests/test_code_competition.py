@@ -17,8 +17,8 @@ from kit.kaggle.errors import EXIT_DUPLICATE, EXIT_FORBIDDEN, EXIT_STILL_PENDING
 from kit.kaggle.ledger import Ledger
 from kit.run import train_and_submit
 from kit.sandbox import Sandbox
+from kit.sandbox.competitions import score_submission
 from kit.sandbox.data import PRIVATE_FILES, make_code_competition, make_competition
-from kit.sandbox.server import score_submission
 from tests.test_kaggle_e2e import assert_no_secret, calls, cli, fault, serve
 from tests.test_kernel_runner import needs_unshare
 from tests.test_package import wheel_cache  # noqa: F401 (a fixture)

@@ -39,6 +39,10 @@ def test_saved_tabular_run_predicts_its_own_test_set_exactly(titanic_dir, workdi
     assert predict_main(["--comp", name, "--data-dir", str(titanic_dir), "--run", r.run_dir.name]) == 0
     out = Path(capsys.readouterr().out.strip().splitlines()[-1])
     assert out.read_bytes() == r.submission.read_bytes()  # the same submission, byte for byte
+    if family == "mlp":  # --quiet: the submission's path alone
+        assert predict_main(["--comp", name, "--data-dir", str(titanic_dir), "--run", r.run_dir.name, "--quiet"]) == 0
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert len(lines) == 1 and Path(lines[0]).read_bytes() == r.submission.read_bytes()
 
 
 @pytest.mark.parametrize("name, gen, extra", [

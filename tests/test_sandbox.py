@@ -27,8 +27,9 @@ from kit.errors import KitError
 from kit.kaggle.client import Kaggle
 from kit.kaggle.download import download
 from kit.sandbox import Sandbox, client_env
+from kit.sandbox.competitions import score_submission
 from kit.sandbox.data import META_FILE, CompetitionMeta, generate_all, make_competition, sandbox_competitions
-from kit.sandbox.server import Fault, score_submission
+from kit.sandbox.server import Fault
 
 REPO = Path(__file__).resolve().parents[1]
 TITANIC_SLUG = registry.get("titanic").slug

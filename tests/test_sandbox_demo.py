@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from kit.kaggle.ledger import LEDGER_NAME, Ledger
+from kit.sandbox.competitions import score_submission
 from kit.sandbox.data import CompetitionMeta
 from kit.sandbox.demo import run_demo
-from kit.sandbox.server import score_submission
 
 
 def test_demo_downloads_trains_submits_and_reports_the_sandbox_score(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -169,3 +169,23 @@ def test_pretrained_weights_unavailable_warns_once_and_falls_back(monkeypatch, c
     assert len(warnings) == 1 and "\n" not in warnings[0].getMessage()
     assert vision.dataset_stats_or_imagenet(True, np.zeros((1, 2, 2, 3), np.uint8), np.arange(1))[0] == [
         0.485, 0.456, 0.406]
+
+
+def test_a_predictor_pickled_under_its_old_path_still_loads(tmp_path: Path, monkeypatch):
+    # run folders saved before the move pickle `kit.predictors.VisionPredictor`; kit.predictors still resolves it
+    from kit import predictors
+    from kit.tasks import TargetScaler
+    from kit.vision.predictor import VisionPredictor
+
+    assert predictors.VisionPredictor is VisionPredictor
+    old = VisionPredictor(vision.SmallCNN(3, width=4).eval(), ((0.5,) * 3, (0.25,) * 3), 16, 8, [0, 1],
+                          TargetScaler(), fill=np.array([0.1, 0.2, 0.7]))
+    with monkeypatch.context() as m:
+        m.setattr(VisionPredictor, "__module__", "kit.predictors")  # as the class was named when saved
+        predictors.save(old, tmp_path / "fold-0.pt")
+    raw = (tmp_path / "fold-0.pt").read_bytes()
+    assert b"kit.predictors\nVisionPredictor" in raw and b"kit.vision.predictor" not in raw
+    new = predictors.load(tmp_path / "fold-0.pt")
+    assert type(new) is VisionPredictor and new.views == [0, 1] and new.size == 16
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.equal(new.model(x), old.model(x)) and np.array_equal(new.fill, old.fill)

@@ -40,10 +40,12 @@ def add_threads(p: argparse.ArgumentParser, help: str | None = None) -> None:
                    help=help or "torch CPU threads (default: the competition's declared threads, else torch's own)")
 
 
-def add_quiet(p: argparse.ArgumentParser,
-              help: str = "no progress bars (default when stdout is not a terminal)") -> None:
-    """`--quiet`."""
-    p.add_argument("--quiet", action="store_true", help=help)
+QUIET_HELP = "no progress bars or progress lines: results, warnings and errors only"
+
+
+def add_quiet(p: argparse.ArgumentParser, extra: str = "") -> None:
+    """`--quiet`, the same on every long-running command (`extra`: what else it leaves out there)."""
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP + (f" ({extra})" if extra else ""))
 
 
 def add_overrides(p: argparse.ArgumentParser, help: str = "override a hyper-parameter (repeatable)") -> None:

@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-other-data", action="store_true",
                    help="blend runs whose records name other input files (SHA-256) than --data-dir's, said per run")
     cargs.add_outputs(p)
-    cargs.add_quiet(p, help="only the CV and OOF lines, the run folder and the submission path (no per-run lines)")
+    cargs.add_quiet(p, "no per-run lines: the CV and OOF lines, the run folder and the submission path")
     return p
 
 

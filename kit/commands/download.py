@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kit.commands.args import add_comp, add_data_dir, data_dir
+from kit.commands.args import add_comp, add_data_dir, add_quiet, data_dir
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,7 +24,7 @@ def _main(argv: Sequence[str] | None) -> int:
     add_comp(p)
     add_data_dir(p, "the downloaded files")
     p.add_argument("--force", action="store_true", help="download even if the files are up to date")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
     a = p.parse_args(argv)
     comp = registry.get(a.comp)
     got = download(comp, data_dir(a, comp.name), force=a.force, quiet=a.quiet)

@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--owner", default=None,
                    help="Kaggle username in the dataset and kernel ids (default: the Kaggle credentials' user, "
                         "else the placeholder USERNAME)")
+    cargs.add_quiet(p, "the package folder only")
     return p
 
 
@@ -32,16 +33,19 @@ def _human(n: int) -> str:
 
 def _main(argv: Sequence[str] | None) -> int:
     from kit import registry
+    from kit.cli import setup_logging
     from kit.package import build_package
     from kit.runs import resolve
 
     args = build_parser().parse_args(argv)
+    setup_logging(quiet=args.quiet)
     comp = registry.get(args.comp)
     run_dir = resolve(args.run, args.runs, comp.name)
     pkg = build_package(comp, run_dir, args.out, owner=args.owner)
-    print(f"dataset {pkg.dataset_id}: {pkg.dataset_dir} ({_human(pkg.dataset_bytes)}; wheels: "
-          f"{', '.join(pkg.wheels)})")
-    print(f"kernel {pkg.kernel_id}: {pkg.kernel_dir} (offline script; owner from {pkg.owner_source})")
+    if not args.quiet:
+        print(f"dataset {pkg.dataset_id}: {pkg.dataset_dir} ({_human(pkg.dataset_bytes)}; wheels: "
+              f"{', '.join(pkg.wheels)})")
+        print(f"kernel {pkg.kernel_id}: {pkg.kernel_dir} (offline script; owner from {pkg.owner_source})")
     print(pkg.path)
     return 0
 

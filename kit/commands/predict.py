@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     cargs.add_data_dir(p, "the competition files to predict (its test set)")
     cargs.add_outputs(p)
     cargs.add_threads(p)
+    cargs.add_quiet(p, "the path of the submission only")
     return p
 
 
@@ -29,7 +30,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from kit.submission import write_submission
 
     args = build_parser().parse_args(argv)
-    setup_logging()
+    setup_logging(quiet=args.quiet)
     comp = registry.get(args.comp)
     cargs.set_threads(args.threads if args.threads is not None else comp.threads)
     run_dir = resolve(args.run, args.runs, comp.name)
@@ -38,7 +39,8 @@ def _main(argv: Sequence[str] | None) -> int:
     record = {k: pred.record.get(k) for k in ("cv", "oof_score", "params", "seed", "model", "decoding")}
     path = write_submission(comp, pred.submission, pred.data.sample, {**record, "predicted_from": str(run_dir)},
                             root=args.out, classes=pred.data.classes)
-    print(f"predicted with the {len(pred.record['models']['files'])} fold model(s) of {run_dir}")
+    if not args.quiet:
+        print(f"predicted with the {len(pred.record['models']['files'])} fold model(s) of {run_dir}")
     print(path)
     return 0
 

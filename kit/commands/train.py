@@ -52,7 +52,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from kit.run import train_and_submit
 
     args = build_parser().parse_args(argv)
-    setup_logging()
+    setup_logging(quiet=args.quiet)
     comp = registry.get(args.comp)
     if args.model is not None:
         comp = comp.with_model(args.model)

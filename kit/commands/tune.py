@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "5,000 training rows, else 1)")
     p.add_argument("--no-refit", action="store_true", help="search only: no refit, thresholds or submission")
     cargs.add_outputs(p)
+    cargs.add_quiet(p, "no per-trial lines, in every worker")
     return p
 
 
@@ -140,7 +141,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from kit.cv import make_folds
 
     args = build_parser().parse_args(argv)
-    setup_logging()
+    setup_logging(quiet=args.quiet)
     check_args(args)
     comp = registry.get(args.comp)
     if args.model is not None:
@@ -163,7 +164,7 @@ def _main(argv: Sequence[str] | None) -> int:
                      study=study_name, n_trials=args.n_trials, timeout=args.timeout,
                      sampler=args.sampler, pruner=args.pruner, seed=args.seed, n_folds=args.folds,
                      heartbeat=args.heartbeat, fixed=fixed, threads=args.threads, model=args.model,
-                     runs=args.runs, repeats=repeats)
+                     runs=args.runs, repeats=repeats, quiet=args.quiet)
     settings = study_settings(cfg, comp, data)
     study = load_study(cfg, comp, create=True)
     check_settings(study, settings, cfg.storage)

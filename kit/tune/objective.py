@@ -165,6 +165,24 @@ def _probe_trial() -> optuna.Trial:
         optuna.logging.set_verbosity(verbosity)
 
 
+def holds(dist: optuna.distributions.BaseDistribution, value: Any) -> bool:
+    """Whether `dist` can sample `value` (in range, on its step, one of its choices), from public attributes only."""
+    try:
+        internal = dist.to_internal_repr(value)  # a categorical's index; raises for a value not among its choices
+    except (ValueError, TypeError):
+        return False
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return True
+    if isinstance(dist, (optuna.distributions.IntDistribution, optuna.distributions.FloatDistribution)):
+        if not dist.low <= internal <= dist.high:
+            return False
+        if dist.step is None:
+            return True
+        k = (internal - dist.low) / dist.step  # Optuna's own tolerance for a float step
+        return abs(k - round(k)) < 1.0e-8
+    return False
+
+
 def default_trial(comp: Competition, fixed: dict[str, Any]) -> dict[str, Any]:
     """The competition's default parameters as values of the searched distributions (the ones a distribution
     can hold), for the study's first trial: the baseline a tuned result must beat."""
@@ -173,12 +191,8 @@ def default_trial(comp: Competition, fixed: dict[str, Any]) -> dict[str, Any]:
     defaults = comp.params(dict(fixed))
     out = {}
     for name, dist in trial.distributions.items():
-        if name in defaults:
-            try:
-                if dist._contains(dist.to_internal_repr(defaults[name])):
-                    out[name] = defaults[name]
-            except (ValueError, TypeError):
-                continue
+        if name in defaults and holds(dist, defaults[name]):
+            out[name] = defaults[name]
     return out
 
 

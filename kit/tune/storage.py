@@ -31,6 +31,10 @@ MAX_RETRY = 3
 LOCK_GRACE_S = 5
 
 
+# Optuna's optimize loop beats and fails stale trials only for a storage subclassing BaseHeartbeat, which
+# no public module exports (RDBStorage is its only public subclass): no public API can give a journal
+# heartbeats. tests/test_tune_storage.py pins the contract relied on (its abstract methods; optimize beats and
+# fail_stale_trials retries through them), so an Optuna upgrade that moves it fails there, not in a study.
 class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     """JournalStorage with heartbeats (Optuna implements them for RDBStorage only).
 
@@ -56,6 +60,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
             pass  # the trial finished between two beats
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        # the name BaseHeartbeat's contract requires (Optuna's fail_stale_trials calls it)
         now = time.time()
         stale = []
         for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
@@ -63,7 +68,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
             if beat is None and t.datetime_start is not None:
                 beat = t.datetime_start.timestamp()
             if beat is not None and now - float(beat) > self._grace_period:
-                stale.append(t._trial_id)
+                stale.append(self.get_trial_id_from_study_id_trial_number(study_id, t.number))
         return stale
 
     def get_heartbeat_interval(self) -> int | None:

@@ -47,6 +47,7 @@ class TuneConfig:
     model: str | None = None  # tabular model family (None: the competition's own)
     runs: Path | None = None  # run root: caches (decoded images) under runs/<comp>/cache
     repeats: int = 1  # repeated k-fold in the objective (small data: the CV of one split is too noisy to rank)
+    quiet: bool = False  # --quiet: spawned workers log warnings and errors only
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -222,7 +223,7 @@ def _spawned_worker(cfg: TuneConfig, worker: int, parent: int) -> None:
     from kit.cli import run, setup_logging
 
     _die_with_parent(parent)
-    setup_logging()
+    setup_logging(quiet=cfg.quiet)
 
     def go(_argv: Sequence[str] | None) -> int:
         run_worker(cfg, worker)

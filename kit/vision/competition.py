@@ -18,12 +18,13 @@ import numpy as np
 
 from kit import learner
 from kit.errors import DataError, KitError
-from kit.predictors import VisionPredictor, cpu_copy
+from kit.predictors import cpu_copy
 from kit.spec import Competition, Data, FoldOutput
-from kit.vision.augment import Augment, flip_points
+from kit.vision.augment import Augment
 from kit.vision.images import ImageArray, describe_bad, load_images, resize_images
-from kit.vision.loaders import array_dataloaders, array_test_dl
+from kit.vision.loaders import array_dataloaders
 from kit.vision.models import dataset_stats_or_imagenet, pretrained_available, torchvision_arch, vision_learner_for
+from kit.vision.predictor import VisionPredictor, tta_mean
 
 log = logging.getLogger(__name__)
 
@@ -255,21 +256,9 @@ class VisionCompetition(Competition):
             learner.fit(learn, p, cbs=callbacks, progress=progress)
         hist = learner.history(learn)  # before predicting: get_preds resets the Recorder
         views = self.augment(p).tta_views(int(p["tta"]))
-        valid = scaler.inverse(self._predict(learn, x_train, rows[valid_idx], stats, bs, device, views, perm))
+        valid = scaler.inverse(tta_mean(lambda dl: learner.predict(learn, dl, task), x_train, rows[valid_idx], stats,
+                                        bs * 2, device, views, perm))
         # test images that cannot be read get this fold's prior; the fold mean is the ensemble's prior
         predictor = VisionPredictor(cpu_copy(learn.model), stats, size, bs * 2, views, scaler, perm,
                                     amp=device.type == "cuda", fill=np.nanmean(valid, axis=0))
         return FoldOutput(valid=valid, test=predictor.predict(self, data), history=hist, predictor=predictor)
-
-    def _predict(self, learn, x: np.ndarray, rows: np.ndarray, stats, bs: int, device, views: list[int],
-                 perm: np.ndarray | None) -> np.ndarray:
-        """Mean prediction over the TTA views; point predictions of mirrored views are mirrored back."""
-        import torch
-
-        out = []
-        for k in views:
-            pred = learner.predict(learn, array_test_dl(x, rows, stats, bs * 2, device, k), self.task)
-            if perm is not None and k & 1:
-                pred = flip_points(torch.from_numpy(pred), torch.as_tensor(perm)).numpy()
-            out.append(pred)
-        return np.mean(out, axis=0)
