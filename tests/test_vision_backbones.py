@@ -217,6 +217,16 @@ def test_a_run_records_its_weights_uses_their_stats_and_predict_reproduces_it(di
     assert r.cv.predictors[0].stats == ([0.5] * 3, [0.5] * 3)  # the timm config's, not ImageNet's or the fold's
     pred = predict_run(DIGITS, r.run_dir, digits_src)
     assert np.array_equal(pred.probs, r.cv.test)
+    # kit package ships the weights file, under a name the notebook's $KIT_WEIGHTS lookup finds
+    from kit import package
+
+    pkg = package.build_package(DIGITS, r.run_dir, out_root=tmp_path / "packages", owner="bob", extra_wheels=())
+    assert (pkg.dataset_dir / "weights" / "test_resnet.pth").read_bytes() == path.read_bytes()
+    assert "KIT_WEIGHTS" in (pkg.kernel_dir / "inference.py").read_text()
+    path.write_bytes(path.read_bytes()[:-8] + b"12345678")
+    with pytest.raises(DataError, match="changed since the run"):
+        package.build_package(DIGITS, r.run_dir, out_root=tmp_path / "p2", owner="bob", extra_wheels=())
+    assert not (tmp_path / "p2" / "digit-recognizer").exists()
 
 
 def test_the_weights_option_checks_the_file_before_anything_is_written(digits_src, workdir, capsys):
