@@ -68,5 +68,7 @@ def main(competition: str, run: str, input_dir: str, models: str, working: str, 
     print(f"kit {kit.__version__} from {Path(kit.__file__).parent}", flush=True)
     paths = [Path(os.environ.get(var) or default) for var, default in
              (("KIT_INPUT", input_dir), ("KIT_MODELS", models), ("KIT_WORKING", working))]
+    if (paths[1] / "weights").is_dir():  # the run's pretrained backbone weights, for anything that looks for them
+        os.environ.setdefault("KIT_WEIGHTS", str(paths[1] / "weights"))
     began = time.time() if start is None else start
     return run_command(lambda _argv: predict(competition, run, *paths, start=began))

@@ -1,8 +1,9 @@
 """Packages a finished run for an offline Kaggle notebook (code competitions): `packages/<comp>/<run>/` holds a
-Kaggle dataset folder (the run's fold models, decoding and record, a wheel of kit + the competition modules, wheels
-of the few libraries Kaggle's image lacks, SHA256SUMS) and a kernel folder (`kernel-metadata.json` and
-`inference.py`, which installs kit from the dataset with pip --no-index and calls `kit.notebook.main`).
-Wheels are fetched here, while online; the notebook never reaches for the network and never trains.
+Kaggle dataset folder (the run's fold models, decoding and record, the pretrained weights it loaded, a wheel
+of kit + the competition modules, wheels of the few libraries Kaggle's image lacks, SHA256SUMS) and a kernel
+folder (`kernel-metadata.json` and `inference.py`, which installs kit from the dataset with pip --no-index and
+calls `kit.notebook.main`). Wheels are fetched here, while online; the notebook never reaches for the network
+and never trains.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ NOTEBOOK_EXTRA_WHEELS: tuple[str, ...] = ("iterative-stratification", "rtdl_num_
 # What Kaggle's Python image provides (the distributions inference may rely on without shipping them).
 NOTEBOOK_IMAGE: tuple[str, ...] = ("torch", "torchvision", "fastai", "numpy", "pandas", "scikit-learn", "scipy",
                                    "lightgbm", "catboost", "xgboost", "pillow", "matplotlib",
-                                   "typing_extensions", "pyarrow")
+                                   "typing_extensions", "pyarrow", "timm")
 NOTEBOOK_PYTHON = "3.11"
 NOTEBOOK_PLATFORM = "manylinux2014_x86_64"
 PLACEHOLDER_OWNER = "USERNAME"
@@ -91,6 +92,24 @@ def run_files(comp: Competition, run_dir: Path, record: Mapping[str, Any]) -> li
         for rel in models:
             predictors.load(run_dir / rel)
     return files
+
+
+def weights_file(record: Mapping[str, Any]) -> tuple[Path, str] | None:
+    """(the pretrained weights file the run loaded, its path in the dataset: weights/<arch><suffix>, a name
+    kit.vision.weights finds under $KIT_WEIGHTS), checked against the record's SHA-256; None when the run loaded
+    none. A DataError when the file is gone or changed since the run."""
+    w = record.get("weights")
+    if not w:
+        return None
+    from kit.vision.weights import resolve_arch, sha256
+
+    src = Path(w["file"])
+    if not src.is_file():
+        raise DataError(f"{src}: the pretrained weights file the run loaded is missing; restore it or retrain")
+    if sha256(src) != w.get("sha256"):
+        raise DataError(f"{src}: the pretrained weights file changed since the run (SHA-256 differs)")
+    model = resolve_arch((record.get("params") or {}).get("arch", "")).model
+    return src, f"weights/{model}{src.suffix}"
 
 
 def owner_name(owner: str | None, env: Mapping[str, str] | None = None) -> tuple[str, str]:
@@ -310,6 +329,7 @@ def build_package(
     run_dir = Path(run_dir)
     record = runs.read_record(run_dir)
     files = run_files(comp, run_dir, record)
+    weights = weights_file(record)
     run_name = run_dir.resolve().name
     dataset_slug, _ = slugs(comp, run_name)
     owner, source = owner_name(owner, env)
@@ -329,6 +349,9 @@ def build_package(
                 shutil.copy2(run_dir / rel, ds / rel)
             if record.get(runs.HASHES) is not None:  # what ships is what the run wrote
                 runs.verify(ds, dict(record), [f for f in files if f != runs.RECORD])
+            if weights is not None:  # the backbone's pretrained weights, found offline by the notebook
+                (ds / weights[1]).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(weights[0], ds / weights[1])
             wheels = [build_project_wheel(ds)]
             reqs = [requirement("kit")]
             for name in extras:

@@ -179,6 +179,7 @@ def train_and_submit(
         "inputs_sha256": inputs,
         "run_dir": str(run_dir),
         "models": models_record(comp, cv, run_dir),
+        **comp.record_extra(params),
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "fastai": fastai.__version__},
         **(record_extra or {}),

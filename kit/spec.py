@@ -135,6 +135,10 @@ class Competition:
         trains: image competitions skip decoding the training images); this one needs nothing."""
         return self
 
+    def record_extra(self, params: dict[str, Any]) -> dict[str, Any]:
+        """More for a run's record (image competitions: the pretrained weights file the run loaded)."""
+        return {}
+
     def describe_model(self, params: dict[str, Any]) -> str:
         """What model a run trained, for its record (the architecture, when the parameters name one)."""
         return str(params.get("arch", type(self).__name__))

@@ -35,3 +35,19 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d.mkdir()
     monkeypatch.chdir(d)
     return d
+
+
+@pytest.fixture
+def offline_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No pretrained weights anywhere and no download: $KIT_WEIGHTS unset, torch hub's and Hugging Face's caches
+    empty folders under tmp_path, KIT_OFFLINE set; kit's memo of found weights cleared. Returns the tmp folder."""
+    from huggingface_hub import constants
+
+    from kit.vision import weights
+
+    monkeypatch.delenv("KIT_WEIGHTS", raising=False)
+    monkeypatch.setenv("KIT_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(weights, "_FOUND", {})
+    return tmp_path

@@ -255,7 +255,8 @@ def test_search_space_gives_valid_params():
     import optuna
 
     trial = optuna.trial.FixedTrial({"lr": 1e-3, "aug": 0.1, "geometric": True, "wd": 0.01, "dropout": 0.2,
-                                     "epochs": 8, "size": 48, "width": 16, "arch": "resnet18"})
+                                     "epochs": 8, "size": 48, "width": 16, "arch": "resnet18", "mixup": 0.2,
+                                     "label_smoothing": 0.05, "progressive": 0.5})
     PLANET.check_params(PLANET.params(PLANET.search_space(trial)))
 
 
@@ -365,20 +366,10 @@ def test_demo_generates_trains_and_scores_held_out(tmp_path: Path, workdir: Path
     assert PLANET.cache_dir is None and list((tmp_path / "demo" / "submissions" / "planet").glob("*.csv"))
 
 
-def test_fine_tune_without_pretrained_weights_trains_all_layers_with_one_cycle(planet_dir, monkeypatch, caplog):
+def test_fine_tune_without_pretrained_weights_trains_all_layers_with_one_cycle(planet_dir, offline_weights, caplog):
     """Offline (no weights): fine_tune's frozen epochs and lr/100 early layers would waste a random body."""
     import logging
-    import urllib.error
 
-    import torchvision
-
-    from kit.vision import models
-
-    def offline(self, *a, **k):
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", offline)
-    monkeypatch.setattr(models, "_PRETRAINED_CACHE", {})
     data = PLANET.load(planet_dir)
     params = PLANET.params({**TINY, "arch": "resnet18", "schedule": "fine_tune", "freeze_epochs": 1,
                             "pretrained": True, "epochs": 2, "tta": 1})

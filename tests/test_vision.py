@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -152,21 +151,13 @@ def test_models_build_and_run():
         vision.torchvision_arch("resnet_9000")
 
 
-def test_pretrained_weights_unavailable_warns_once_and_falls_back(monkeypatch, caplog):
-    import torchvision
-
-    def offline(self, *a, **k):
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", offline)
-    from kit.vision import models
-
-    monkeypatch.setattr(models, "_PRETRAINED_CACHE", {})
+def test_pretrained_weights_unavailable_warns_once_and_falls_back(offline_weights, caplog):
     with caplog.at_level(logging.WARNING, logger="kit.vision"):
         assert vision.pretrained_available("resnet34") is False
         assert vision.pretrained_available("resnet34") is False
-    warnings = [r for r in caplog.records if "pretrained weights for resnet34 unavailable" in r.getMessage()]
+    warnings = [r for r in caplog.records if "no pretrained weights for resnet34" in r.getMessage()]
     assert len(warnings) == 1 and "\n" not in warnings[0].getMessage()
+    assert "the net trains from random weights" in warnings[0].getMessage()
     assert vision.dataset_stats_or_imagenet(True, np.zeros((1, 2, 2, 3), np.uint8), np.arange(1))[0] == [
         0.485, 0.456, 0.406]
 

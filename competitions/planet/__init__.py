@@ -55,7 +55,8 @@ class Planet(VisionCompetition):
         self._extra_tags: set[str] = set()
 
     def search_space(self, trial) -> dict[str, Any]:
-        """lr, epochs, image size, architecture (small CNN width / backbone), augmentation strength, weight decay."""
+        """lr, epochs, image size, architecture (small CNN width / backbone), augmentation strength, weight decay,
+        and chapter 7's techniques (VisionCompetition.technique_space)."""
         preset = auto_preset()
         space: dict[str, Any] = {
             "preset": preset,
@@ -74,6 +75,7 @@ class Planet(VisionCompetition):
             space["arch"] = trial.suggest_categorical("arch", ["resnet18", "resnet34", "resnet50"])
             space["epochs"] = trial.suggest_int("epochs", 4, 14, step=2)
             space["size"] = trial.suggest_categorical("size", [128, 192, 256])
+        space.update(self.technique_space(trial))  # MixUp, label smoothing, progressive resizing
         return space
 
     # ---- data ---------------------------------------------------------------------------------------

@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     cargs.add_outputs(p)
     cargs.add_threads(p)
     cargs.add_quiet(p)
+    p.add_argument("--weights", type=Path, default=None,
+                   help="image competitions: a pretrained weights file (or folder in torch hub / timm cache layout) "
+                        "for the backbone (sets the weights parameter; default: $KIT_WEIGHTS, the caches, a "
+                        "download)")
     p.add_argument("--skip-bad-images", action="store_true",
                    help="image competitions: drop unreadable training images, fill unreadable test rows from the "
                         "fold-ensemble prior (sets the skip_bad_images parameter)")
@@ -65,6 +69,10 @@ def _main(argv: Sequence[str] | None) -> int:
         if "skip_bad_images" not in comp.default_params:
             raise KitError(f"--skip-bad-images: competition {comp.name!r} has no images to skip")
         overrides["skip_bad_images"] = True
+    if args.weights is not None:
+        if "weights" not in comp.default_params:
+            raise KitError(f"--weights: competition {comp.name!r} has no backbone to load weights into")
+        overrides["weights"] = str(args.weights.expanduser().resolve())
     params = comp.params(overrides)
     result = train_and_submit(
         comp, cargs.data_dir(args, comp.name), params, seed=args.seed, n_folds=args.folds, out=args.out,

@@ -1,6 +1,7 @@
 """Image competitions: `images` (decoding, caches, pixels from CSV), `augment` (label-preserving transforms on
-the device), `loaders` (fastai DataLoaders over uint8 arrays), `models` (SmallCNN, torchvision backbones) and
-`competition` (the `VisionCompetition` base that a competition folder subclasses)."""
+the device), `loaders` (fastai DataLoaders over uint8 arrays), `models` (SmallCNN, torchvision and timm
+backbones), `weights` (architectures and pretrained weights offline), `techniques` (MixUp/CutMix, progressive
+resizing) and `competition` (the `VisionCompetition` base that a competition folder subclasses)."""
 
 from kit.vision.augment import Augment, BatchTransform, dihedral, flip_points
 from kit.vision.competition import UNSET, VisionCompetition, auto_preset
@@ -26,6 +27,8 @@ from kit.vision.models import (
     torchvision_arch,
     vision_learner_for,
 )
+from kit.vision.techniques import ProgressiveResize, mix_callbacks, progressive_sizes
+from kit.vision.weights import Arch, Weights, backbone_stats, find_weights, load_weights, resolve_arch
 
 __all__ = [
     "Augment", "BatchTransform", "dihedral", "flip_points", "UNSET", "VisionCompetition", "auto_preset",
@@ -33,5 +36,6 @@ __all__ = [
     "ImageArray", "cache_key", "channel_stats", "decode_image", "describe_bad", "load_images",
     "pixel_columns_to_images", "pixel_strings_to_images", "resize_images", "ArrayDataLoader", "array_dataloaders",
     "array_test_dl", "IMAGENET_STATS", "SmallCNN", "dataset_stats_or_imagenet", "describe_device",
-    "pretrained_available", "torchvision_arch", "vision_learner_for",
+    "pretrained_available", "torchvision_arch", "vision_learner_for", "ProgressiveResize", "mix_callbacks",
+    "progressive_sizes", "Arch", "Weights", "backbone_stats", "find_weights", "load_weights", "resolve_arch",
 ]

@@ -90,7 +90,7 @@ def _affine(x: torch.Tensor, y: torch.Tensor | None, aug: Augment) -> tuple[torc
 
 class BatchTransform:
     """uint8 (B, H, W, 3) -> normalised float (B, 3, H, W); training: the competition's augmentations per sample
-    (applied to point targets too); `tta`: one fixed dihedral element."""
+    (applied to point targets too), at `out_size` when set (progressive resizing); `tta`: one fixed dihedral element."""
 
     def __init__(
         self,
@@ -105,6 +105,7 @@ class BatchTransform:
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
         self.train, self.augment, self.tta = train, augment or Augment(), int(tta)
+        self.out_size: int | None = None  # training batches resized to this side (progressive resizing)
         self.points = points
         self.flip_perm = None if flip_perm is None else torch.as_tensor(np.asarray(flip_perm), dtype=torch.long)
         if points:
@@ -135,6 +136,10 @@ class BatchTransform:
     def __call__(self, batch: tuple) -> tuple:
         xb, *rest = batch
         x = xb.permute(0, 3, 1, 2).float().div_(255.0)
+        if self.train and self.out_size and x.shape[-1] != self.out_size:
+            # points are in units of the image (-1..1), so they are unchanged by a resize
+            x = F.interpolate(x, size=(self.out_size, self.out_size), mode="bilinear", antialias=True,
+                              align_corners=False)
         if self.train:
             y = rest[0] if self.points and rest else None
             x, y = self._augment(x, y)

@@ -21,16 +21,24 @@ from kit.errors import DataError, KitError
 from kit.predictors import cpu_copy
 from kit.spec import Competition, Data, FoldOutput
 from kit.vision.augment import Augment
-from kit.vision.images import ImageArray, describe_bad, load_images, resize_images
+from kit.vision.images import ImageArray, channel_stats, describe_bad, load_images, resize_images
 from kit.vision.loaders import array_dataloaders
-from kit.vision.models import dataset_stats_or_imagenet, pretrained_available, torchvision_arch, vision_learner_for
+from kit.vision.models import vision_learner_for
 from kit.vision.predictor import VisionPredictor, tta_mean
+from kit.vision.techniques import ProgressiveResize, mix_callbacks, progressive_sizes
+from kit.vision.weights import backbone_stats, find_weights, resolve_arch
 
 log = logging.getLogger(__name__)
 
 # a preset fills every parameter left at its "unset" value (0, 0.0, "" or -1)
-UNSET: dict[str, Any] = {"arch": "", "size": 0, "epochs": 0, "lr": 0.0, "bs": 0, "schedule": "", "tta": -1}
+UNSET: dict[str, Any] = {"arch": "", "size": 0, "epochs": 0, "lr": 0.0, "bs": 0, "schedule": "", "tta": -1,
+                         "norm": "", "mixup": -1.0, "cutmix": -1.0, "label_smoothing": -1.0, "progressive": -1.0,
+                         "sizes": []}
+# fastbook chapter 7's techniques: a preset may declare them; one that does not leaves them at these (off)
+TECHNIQUES: dict[str, Any] = {"norm": "auto", "mixup": 0.0, "cutmix": 0.0, "label_smoothing": 0.0,
+                              "progressive": 0.0, "sizes": []}
 SCHEDULES = ("one_cycle", "fine_tune")
+NORMS = ("auto", "backbone", "fold")
 
 
 def auto_preset() -> str:
@@ -52,6 +60,11 @@ class VisionCompetition(Competition):
         "aug": 0.1,  # lighting strength (0: none)
         "geometric": True,  # the competition's label-preserving flips / turns / small affine moves while training
         "pretrained": True,  # use pretrained backbone weights when they can be had
+        "weights": "",  # a weights file (or folder) for the backbone; else $KIT_WEIGHTS, the caches, a download
+        # chapter 7 (unset: the preset's, else off): norm auto = the backbone's stats when pretrained, else the
+        # training fold's; mixup / cutmix: fastai's callbacks' Beta alpha (0: off); label_smoothing: eps of the
+        # task's smoothed loss; progressive: train the first half of the epochs at this fraction of size;
+        # sizes: an explicit progressive schedule, e.g. [32, 48, 64] (epochs split evenly, the last = size)
         "freeze_epochs": 1,  # fine_tune only
         "skip_bad_images": False,
         "workers": 0,  # image decoding processes (0: up to 8)
@@ -100,7 +113,7 @@ class VisionCompetition(Competition):
         p["preset"] = preset
         for k, unset in UNSET.items():
             if p[k] == unset or p[k] is None:
-                p[k] = self.presets[preset][k]
+                p[k] = self.presets[preset].get(k, TECHNIQUES.get(k, unset))
         return p
 
     def params(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -127,8 +140,40 @@ class VisionCompetition(Competition):
             raise KitError(f"{self.name}: schedule must be one of {', '.join(SCHEDULES)} (got {p['schedule']!r})")
         if not 0 <= int(p["tta"]) <= 8:
             raise KitError(f"{self.name}: tta must be 0..8 views (got {p['tta']})")
-        if p["arch"] != "small_cnn":
-            torchvision_arch(p["arch"])
+        arch = resolve_arch(p["arch"])
+        self._check_techniques(p, arch)
+
+    def _check_techniques(self, p: dict[str, Any], arch) -> None:
+        """chapter 7's keys: each unusable value (or one the task cannot use) is one line."""
+        if p["norm"] not in NORMS:
+            raise KitError(f"{self.name}: norm must be one of {', '.join(NORMS)} (got {p['norm']!r})")
+        for key in ("mixup", "cutmix"):
+            if float(p[key]) < 0:
+                raise KitError(f"{self.name}: {key} is the Beta distribution's alpha: >= 0, 0 off (got {p[key]})")
+        if float(p["mixup"]) > 0 and float(p["cutmix"]) > 0:
+            raise KitError(f"{self.name}: mixup and cutmix both on; use one (got mixup={p['mixup']}, "
+                           f"cutmix={p['cutmix']})")
+        if not 0 <= float(p["label_smoothing"]) < 1:
+            raise KitError(f"{self.name}: label_smoothing must be in [0, 1) (got {p['label_smoothing']})")
+        if not 0 <= float(p["progressive"]) < 1:
+            raise KitError(f"{self.name}: progressive is the first half's fraction of size: in [0, 1), 0 off "
+                           f"(got {p['progressive']})")
+        points = hasattr(self.task, "flip_perm")
+        if points and (float(p["mixup"]) > 0 or float(p["cutmix"]) > 0):
+            raise KitError(f"{self.name}: mixup/cutmix blend two faces, whose keypoints cannot be blended; "
+                           "leave them at 0 for point targets")
+        if not self.task.classification and float(p["label_smoothing"]) > 0:
+            raise KitError(f"{self.name}: label_smoothing is for class targets, not {self.task}")
+        sizes = progressive_sizes(p, self.name)
+        if points and arch.kind == "small_cnn" and len(set(sizes)) > 1:
+            raise KitError(f"{self.name}: small_cnn's point head is made for one input size; progressive "
+                           "resizing needs a pooled backbone (a torchvision or timm arch)")
+        if p["weights"]:
+            if not arch.pretrainable:
+                raise KitError(f"{self.name}: weights={p['weights']}: small_cnn has no pretrained weights; "
+                               "set arch to a torchvision or timm name")
+            if not Path(p["weights"]).expanduser().exists():
+                raise DataError(f"{Path(p['weights']).expanduser()}: weights file not found")
 
     def search_space(self, trial) -> dict[str, Any]:
         """lr, epochs, image size, architecture (small CNN width / backbone), augmentation, weight decay, dropout."""
@@ -151,6 +196,17 @@ class VisionCompetition(Competition):
             space["width"] = trial.suggest_categorical("width", [16, 24, 32, 48])
         else:
             space["arch"] = trial.suggest_categorical("arch", ["resnet18", "resnet34", "resnet50"])
+        space.update(self.technique_space(trial))
+        return space
+
+    def technique_space(self, trial) -> dict[str, Any]:
+        """chapter 7's keys as searched: MixUp alpha and label smoothing (class targets), progressive resizing."""
+        space: dict[str, Any] = {}
+        if self.task.classification:
+            space["mixup"] = trial.suggest_categorical("mixup", [0.0, 0.2, 0.4])
+            space["label_smoothing"] = trial.suggest_categorical("label_smoothing", [0.0, 0.05, 0.1])
+        if not hasattr(self.task, "flip_perm"):  # points: small_cnn's head is made for one size
+            space["progressive"] = trial.suggest_categorical("progressive", [0.0, 0.5])
         return space
 
     def augment(self, p: dict[str, Any]) -> Augment:
@@ -227,8 +283,11 @@ class VisionCompetition(Competition):
         rows = self.train_rows(data)
         device = learner.default_device()
         learner.seed_everything(seed)
-        pretrained = bool(p["pretrained"]) and p["arch"] != "small_cnn" and pretrained_available(p["arch"])
-        stats = dataset_stats_or_imagenet(pretrained, x_train, rows[train_idx])
+        arch = resolve_arch(p["arch"])
+        weights = self.weights_used(p)
+        pretrained = weights is not None
+        backbone = p["norm"] == "backbone" or (p["norm"] == "auto" and pretrained)
+        stats = backbone_stats(arch) if backbone else channel_stats(x_train, rows[train_idx])
         task = self.task
         scaler = task.fit_target(data.y[train_idx])
         y = np.asarray(scaler.transform_y(data.y)).astype(task.target_dtype())
@@ -240,9 +299,14 @@ class VisionCompetition(Competition):
         metrics = [learner.competition_metric(self, scaler)]
         if task.multi_label:
             metrics.append(accuracy_multi)
-        learn = vision_learner_for(dls, p["arch"], n_out, pretrained, task.loss(), metrics, wd=float(p["wd"]),
-                                   dropout=float(p["dropout"]), width=int(p["width"]),
-                                   y_range=getattr(task, "y_range", None), spatial=size if points else None)
+        cbs = mix_callbacks(float(p["mixup"]), float(p["cutmix"]))
+        sizes = progressive_sizes(p, self.name)
+        if len(set(sizes)) > 1:
+            cbs.append(ProgressiveResize(sizes, dls.train.batch_tfm))
+        learn = vision_learner_for(dls, p["arch"], n_out, weights, task.loss(float(p["label_smoothing"])), metrics,
+                                   wd=float(p["wd"]), dropout=float(p["dropout"]), width=int(p["width"]),
+                                   y_range=getattr(task, "y_range", None), spatial=size if points else None,
+                                   cbs=cbs)
         if p["schedule"] == "fine_tune" and not pretrained:
             # fine_tune = frozen head-only epochs + discriminative lrs (early layers at lr/100): right for pretrained
             # weights, wrong for a random body, which needs every layer trained at the full rate
@@ -262,3 +326,14 @@ class VisionCompetition(Competition):
         predictor = VisionPredictor(cpu_copy(learn.model), stats, size, bs * 2, views, scaler, perm,
                                     amp=device.type == "cuda", fill=np.nanmean(valid, axis=0))
         return FoldOutput(valid=valid, test=predictor.predict(self, data), history=hist, predictor=predictor)
+
+    def weights_used(self, params: dict[str, Any]):
+        """The pretrained weights file a run with `params` loads (kit.vision.weights.Weights), or None."""
+        p = self.resolve(params)
+        arch = resolve_arch(p["arch"])
+        return find_weights(arch, str(p["weights"]), bool(p["pretrained"])) if arch.pretrainable else None
+
+    def record_extra(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The weights file the run loaded (path, name, SHA-256, where found), for its record and `kit package`."""
+        w = self.weights_used(params)
+        return {"weights": w.record() if w is not None else None}

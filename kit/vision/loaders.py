@@ -70,6 +70,7 @@ def array_dataloaders(
     train_tfm = BatchTransform(mean, std, True, augment, points=points, flip_perm=flip_perm)
     train = ArrayDataLoader(_Rows(x, xr[train_idx], y[train_idx]), bs=bs, shuffle=True, drop_last=drop_last,
                             device=device, after_batch=train_tfm)
+    train.batch_tfm = train_tfm  # kit.vision.techniques.ProgressiveResize sets its out_size per epoch
     valid = ArrayDataLoader(_Rows(x, xr[valid_idx], y[valid_idx]), bs=bs * 2, shuffle=False, device=device,
                             after_batch=BatchTransform(mean, std))
     return DataLoaders(train, valid, device=device)

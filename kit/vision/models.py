@@ -1,5 +1,6 @@
-"""Models for image competitions: `SmallCNN` (fast on CPU) and fastai's `vision_learner` on torchvision
-backbones, with pretrained weights when they can be had (else one warning line and random initialisation)."""
+"""Models for image competitions: `SmallCNN` (fast on CPU) and fastai's `vision_learner` on torchvision or timm
+backbones, with pretrained weights when they can be had (kit.vision.weights; else one warning line and random
+initialisation)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,18 @@ import torch
 from fastai.data.core import DataLoaders
 from torch import nn
 
-from kit.errors import KitError
 from kit.vision.images import channel_stats
+from kit.vision.weights import (
+    IMAGENET_STATS,
+    Weights,
+    backbone_stats,
+    find_weights,
+    load_weights,
+    resolve_arch,
+    torchvision_builder,
+)
 
 log = logging.getLogger(__name__)
-
-IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
-
 
 def _cbr(ci: int, co: int, stride: int) -> list[nn.Module]:
     return [nn.Conv2d(ci, co, 3, stride, 1, bias=False), nn.BatchNorm2d(co), nn.ReLU(inplace=True)]
@@ -61,45 +67,23 @@ class _ConcatPool(nn.Module):
         return torch.cat([x.mean(dim=(2, 3), keepdim=True), x.amax(dim=(2, 3), keepdim=True)], dim=1)
 
 
-_PRETRAINED_CACHE: dict[str, bool] = {}
-
-
 def torchvision_arch(arch: str) -> Callable[..., nn.Module]:
     """The torchvision model builder called `arch` (resnet18, resnet34, resnet50, ...)."""
-    import torchvision
-
-    fn = getattr(torchvision.models, arch, None)
-    if fn is None or not callable(fn):
-        raise KitError(f"unknown architecture {arch!r}; use small_cnn or a torchvision model name (e.g. resnet34)")
-    return fn
+    return torchvision_builder(arch)
 
 
 def pretrained_available(arch: str) -> bool:
-    """Whether torchvision's default weights for `arch` are in the local cache or downloadable; warns once if not."""
-    if arch in _PRETRAINED_CACHE:
-        return _PRETRAINED_CACHE[arch]
-    import torchvision
-
-    try:
-        weights = torchvision.models.get_model_weights(torchvision_arch(arch)).DEFAULT
-        weights.get_state_dict(progress=False)  # from ~/.cache/torch/hub when present, else a download
-        ok = True
-    except KitError:
-        raise
-    except Exception as e:  # offline (URLError), proxy, corrupt download, no weights for this arch ...
-        msg = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
-        log.warning("pretrained weights for %s unavailable (%s): random initialisation, data normalisation stats",
-                    arch, msg)
-        ok = False
-    _PRETRAINED_CACHE[arch] = ok
-    return ok
+    """Whether pretrained weights for `arch` can be had (a local file, a cache, a download); says once in one
+    line when not (the net then trains from random weights)."""
+    a = resolve_arch(arch)
+    return a.pretrainable and find_weights(a) is not None
 
 
 def vision_learner_for(
     dls: DataLoaders,
     arch: str,
     n_out: int,
-    pretrained: bool,
+    pretrained: bool | Weights | None,
     loss_func: Callable,
     metrics: list,
     wd: float | None = None,
@@ -109,34 +93,47 @@ def vision_learner_for(
     y_range: tuple[float, float] | None = None,
     spatial: int | None = None,
 ):
-    """fastai Learner: `SmallCNN` for arch 'small_cnn', else fastai's `vision_learner` on a torchvision backbone.
+    """fastai Learner: `SmallCNN` for arch 'small_cnn', else fastai's `vision_learner` on a torchvision or timm
+    backbone (timm names go to fastai's `create_timm_model`).
 
-    Normalisation is done by the DataLoaders' BatchTransform (ImageNet stats when pretrained, data stats when
-    not), so `vision_learner` is called with normalize=False. AMP (to_fp16) only on CUDA. `y_range`: outputs
-    squashed into it by a sigmoid (fastai's SigmoidRange), as for points scaled to (-1, 1); `spatial`: the input
-    size, for SmallCNN's position-keeping head (points).
+    `pretrained`: a `Weights` file (kit.vision.weights.find_weights) loaded into the backbone with strict checks,
+    True (find it now), or False/None (random initialisation). With weights the body starts frozen, as fastai's
+    `vision_learner(pretrained=True)` does. Normalisation is done by the DataLoaders' BatchTransform (backbone
+    stats when pretrained, data stats when not), so `vision_learner` is called with normalize=False. AMP
+    (to_fp16) only on CUDA. `y_range`: outputs squashed into it by a sigmoid (fastai's SigmoidRange), as for
+    points scaled to (-1, 1); `spatial`: the input size, for SmallCNN's position-keeping head (points).
     """
     from fastai.learner import Learner
     from fastai.optimizer import Adam
     from fastai.vision.learner import vision_learner
 
-    if arch == "small_cnn":
+    a = resolve_arch(arch)
+    weights = find_weights(a) if pretrained is True else (pretrained or None)
+    if a.kind == "small_cnn":
         model = SmallCNN(n_out, width=width, dropout=dropout, y_range=y_range, spatial=spatial).to(dls.device)
         learn = Learner(dls, model, loss_func=loss_func, opt_func=Adam, metrics=metrics, wd=wd, cbs=cbs or [])
     else:
-        fn = torchvision_arch(arch)
+        net = torchvision_builder(a.model) if a.kind == "torchvision" else a.model
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            learn = vision_learner(dls, fn, n_out=n_out, pretrained=pretrained, normalize=False, y_range=y_range,
+            learn = vision_learner(dls, net, n_out=n_out, pretrained=False, normalize=False, y_range=y_range,
                                    loss_func=loss_func, metrics=metrics, wd=wd, ps=dropout, cbs=cbs)
+        if weights is not None:
+            load_weights(learn.model, a, weights.path)
+            learn.model.to(dls.device)
+            learn.freeze()
     if dls.device is not None and dls.device.type == "cuda":
         learn = learn.to_fp16()
     return learn
 
 
-def dataset_stats_or_imagenet(pretrained: bool, x: np.ndarray, rows: np.ndarray) -> tuple[list, list]:
-    """ImageNet stats for pretrained backbones, else per-channel stats of the training rows."""
-    return (list(IMAGENET_STATS[0]), list(IMAGENET_STATS[1])) if pretrained else channel_stats(x, rows)
+def dataset_stats_or_imagenet(pretrained: bool, x: np.ndarray, rows: np.ndarray,
+                              arch: str | None = None) -> tuple[list, list]:
+    """The backbone's stats for pretrained backbones (ImageNet's, or the timm config's for `arch`), else
+    per-channel stats of the training rows."""
+    if not pretrained:
+        return channel_stats(x, rows)
+    return backbone_stats(resolve_arch(arch)) if arch else (list(IMAGENET_STATS[0]), list(IMAGENET_STATS[1]))
 
 
 def describe_device(device: torch.device) -> str:
