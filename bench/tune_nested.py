@@ -24,7 +24,7 @@ from kit.cv import cross_validate, make_folds
 from kit.io import atomic_write_text
 from kit.spec import Data
 from kit.tune.objective import default_trial, objective
-from kit.tune.selection import choose_trial
+from kit.tune.selection import choose_trial, cv_confirm
 from kit.tune.study import repeated_folds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         study.enqueue_trial(default_trial(comp, {}), user_attrs={"defaults": True})
         study.optimize(lambda t, inner=inner, splits=splits: objective(t, comp, inner, a.seed, splits),
                        n_trials=a.trials)
-        chosen, why = choose_trial(study, study.best_trial, comp.greater_is_better)
+        confirm = cv_confirm(comp, inner, 5, a.seed, 3)  # kit's rule: a margin must survive fresh splits
+        chosen, why = choose_trial(study, study.best_trial, comp.greater_is_better, confirm)
         kept += chosen.user_attrs.get("defaults", False)
         y_outer = data.y[te]
         arms["defaults"].append(held_out_accuracy(comp, inner, y_outer, comp.params(), a.seed))

@@ -132,8 +132,9 @@ def cross_validate(
         train_idx, valid_idx = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
         out = checkpoint.load(k) if checkpoint is not None else None
         if out is not None:
-            log.info("fold %d/%d: finished in an interrupted run, reused from %s", k + 1, n_folds,
-                     checkpoint.directory)
+            # a warning, so that --quiet still says the run resumed
+            log.warning("fold %d/%d: finished in an interrupted run, reused from %s", k + 1, n_folds,
+                        checkpoint.directory)
         else:
             log.info("fold %d/%d: training on %d rows, validating on %d", k + 1, n_folds, len(train_idx),
                      len(valid_idx))

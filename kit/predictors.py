@@ -93,14 +93,24 @@ class TreePredictor:
         return self.scaler.inverse(gbdt.predict(self.family, comp.task, self.models, x, self.categorical))
 
 
-def __getattr__(name: str) -> Any:
-    # run folders saved before VisionPredictor moved to kit.vision.predictor pickle it under this module's name;
-    # resolved on first use so this module stays below kit.vision (tests/test_vision.py loads such a pickle)
-    if name == "VisionPredictor":
-        from kit.vision.predictor import VisionPredictor
+# classes that moved since runs were saved: (old module, name) -> new module. Unpickling looks them up here, so
+# old run folders still load (tests/test_vision.py loads a VisionPredictor pickled under kit.predictors).
+MOVED = {("kit.predictors", "VisionPredictor"): "kit.vision.predictor"}
 
-        return VisionPredictor
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in MOVED:
+            module = MOVED[module, name]
+        return super().find_class(module, name)
+
+
+class _Pickle:
+    """The pickle module torch.load is given: pickle's own, with the moved classes found where they are now."""
+
+    Unpickler = _Unpickler
+    load = staticmethod(lambda f, **kw: _Unpickler(f, **kw).load())
+    __name__ = "pickle"
 
 
 def save(predictor: Any, path: Path) -> Path:
@@ -113,6 +123,6 @@ def save(predictor: Any, path: Path) -> Path:
 def load(path: Path) -> Any:
     """Read a predictor written by `save` (the file is this project's own: full unpickling is intended)."""
     try:
-        return torch.load(Path(path), map_location="cpu", weights_only=False)
+        return torch.load(Path(path), map_location="cpu", weights_only=False, pickle_module=_Pickle)
     except (OSError, EOFError, RuntimeError, ModuleNotFoundError, pickle.UnpicklingError, ValueError) as e:
         raise DataError(f"{path}: cannot load the fold model ({str(e).splitlines()[0] if str(e) else e})") from None

@@ -17,24 +17,12 @@ from kit import gbdt, learner
 from kit.errors import DataError, KitError
 from kit.io import read_csv, show
 from kit.nets import fit as nets_fit
+from kit.nets.modules import mlp
 from kit.predictors import MLPPredictor, TreePredictor, cpu_copy
 from kit.preprocess import make_preprocessor
 from kit.spec import Competition, Data, FoldOutput
 
 log = logging.getLogger(__name__)
-
-
-def mlp(n_in: int, n_out: int, width: int = 128, depth: int = 1, dropout: float = 0.0) -> nn.Sequential:
-    """inputs -> `depth` x (Linear(width) -> ReLU -> Dropout) -> Linear(n_out); depth=1, width=128 is the seeds' MLP."""
-    layers: list[nn.Module] = []
-    d = n_in
-    for _ in range(depth):
-        layers += [nn.Linear(d, width), nn.ReLU()]
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        d = width
-    layers.append(nn.Linear(d, n_out))
-    return nn.Sequential(*layers)
 
 
 # The seeds' MLP (`arch="seed"`): one hidden layer of 128, light dropout and weight decay, 30 epochs of

@@ -244,3 +244,13 @@ def test_large_categoricals_are_target_encoded_without_their_own_labels():
     assert np.corrcoef(again[:, 1], city % 3 == 0)[0, 1] > 0.9
     plain = NetFeatures(["a"], ["city"]).fit(X, y)  # no target type (multi-label): codes only
     assert plain.te_columns_ == [] and plain.n_numeric == 1
+
+
+def test_tune_searches_tabm_in_its_own_study(titanic_dir, workdir, capsys):
+    from kit.commands.tune import main as tune_main
+
+    rc = tune_main(["--comp", "titanic", "--data-dir", str(titanic_dir), "--model", "tabm", "--n-trials", "2",
+                    "--folds", "2", "--repeats", "1", "--set", "epochs=1", "--set", "d_emb=4", "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "study titanic-tabm" in out and "'k':" in out

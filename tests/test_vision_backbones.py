@@ -222,7 +222,12 @@ def test_a_run_records_its_weights_uses_their_stats_and_predict_reproduces_it(di
 
     pkg = package.build_package(DIGITS, r.run_dir, out_root=tmp_path / "packages", owner="bob", extra_wheels=())
     assert (pkg.dataset_dir / "weights" / "test_resnet.pth").read_bytes() == path.read_bytes()
-    assert "KIT_WEIGHTS" in (pkg.kernel_dir / "inference.py").read_text()
+    assert "kit.notebook" in (pkg.kernel_dir / "inference.py").read_text()  # which points $KIT_WEIGHTS at weights/
+    import inspect
+
+    from kit import notebook
+
+    assert '"weights"' in inspect.getsource(notebook.main) and "KIT_WEIGHTS" in inspect.getsource(notebook.main)
     path.write_bytes(path.read_bytes()[:-8] + b"12345678")
     with pytest.raises(DataError, match="changed since the run"):
         package.build_package(DIGITS, r.run_dir, out_root=tmp_path / "p2", owner="bob", extra_wheels=())

@@ -60,6 +60,19 @@ class InputEncoder(nn.Module):
         return torch.cat(parts, dim=1)
 
 
+def mlp(n_in: int, n_out: int, width: int = 128, depth: int = 1, dropout: float = 0.0) -> nn.Sequential:
+    """inputs -> `depth` x (Linear(width) -> ReLU -> Dropout) -> Linear(n_out); depth=1, width=128 is the seeds' MLP."""
+    layers: list[nn.Module] = []
+    d = n_in
+    for _ in range(depth):
+        layers += [nn.Linear(d, width), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        d = width
+    layers.append(nn.Linear(d, n_out))
+    return nn.Sequential(*layers)
+
+
 class TabularMLP(nn.Module):
     """InputEncoder -> depth x (Linear(width) -> ReLU -> Dropout) -> Linear(n_out)."""
 
@@ -67,15 +80,7 @@ class TabularMLP(nn.Module):
                  dropout: float = 0.1, num_emb: str = "periodic", d_emb: int = 16, emb_scale: float = 0.1) -> None:
         super().__init__()
         self.encoder = InputEncoder(n_numeric, cardinalities, num_emb, d_emb, frequency_scale=emb_scale)
-        layers: list[nn.Module] = []
-        d = self.encoder.n_out
-        for _ in range(depth):
-            layers += [nn.Linear(d, width), nn.ReLU()]
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            d = width
-        layers.append(nn.Linear(d, n_out))
-        self.body = nn.Sequential(*layers)
+        self.body = mlp(self.encoder.n_out, n_out, width, depth, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(self.encoder(x))
