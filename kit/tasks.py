@@ -202,7 +202,7 @@ class Binary(_SingleLabel):
         from fastai.losses import BCEWithLogitsLossFlat
 
         if smoothing > 0:
-            from kit.nets.losses import SmoothBCEWithLogitsLossFlat
+            from kit.losses import SmoothBCEWithLogitsLossFlat
 
             return SmoothBCEWithLogitsLossFlat(eps=smoothing)
         return BCEWithLogitsLossFlat()
@@ -279,7 +279,7 @@ class Multilabel(Task):
         from fastai.losses import BCEWithLogitsLossFlat
 
         if smoothing > 0:
-            from kit.nets.losses import SmoothBCEWithLogitsLossFlat
+            from kit.losses import SmoothBCEWithLogitsLossFlat
 
             return SmoothBCEWithLogitsLossFlat(eps=smoothing)
         return BCEWithLogitsLossFlat()

@@ -11,10 +11,10 @@ import torch
 from kit import learner, registry
 from kit.cv import cross_validate
 from kit.errors import KitError
+from kit.losses import EnsembleLoss, SmoothBCEWithLogitsLossFlat
 from kit.nets.callbacks import BestEpoch
 from kit.nets.features import NetFeatures, smooth_clip
 from kit.nets.fit import auto_batch_size, auto_epochs, target_scaler
-from kit.nets.losses import EnsembleLoss, SmoothBCEWithLogitsLossFlat
 from kit.nets.modules import TabM, TabularMLP
 from kit.tasks import Binary, Multiclass, Regression
 from tests.test_contract import (  # noqa: F401

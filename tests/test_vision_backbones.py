@@ -21,7 +21,7 @@ from fastai.losses import LabelSmoothingCrossEntropyFlat
 from kit import registry, vision
 from kit.errors import DataError, KitError
 from kit.inference import predict_run
-from kit.nets.losses import SmoothBCEWithLogitsLossFlat
+from kit.losses import SmoothBCEWithLogitsLossFlat
 from kit.run import train_and_submit
 from kit.tasks import Multiclass, Multilabel, Points
 from kit.vision import weights as W

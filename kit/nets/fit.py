@@ -17,9 +17,9 @@ from sklearn.pipeline import Pipeline
 
 from kit import learner
 from kit.errors import KitError
+from kit.losses import EnsembleLoss
 from kit.nets.callbacks import BestEpoch
 from kit.nets.features import NUM_TRANSFORMS, NetFeatures
-from kit.nets.losses import EnsembleLoss
 from kit.nets.modules import TabM, TabularMLP
 from kit.predictors import MLPPredictor, cpu_copy
 from kit.spec import Data, FoldOutput

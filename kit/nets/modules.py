@@ -6,7 +6,7 @@ and share one input encoder; they differ in the body:
   `depth` x (Linear -> ReLU -> Dropout) and a linear output;
 - `TabM`: the same encoder in front of the `tabm` package's BatchEnsemble backbone (k sub-MLPs sharing most
   weights; Gorishniy et al., ICLR 2025). In training it returns every head, (batch, k, outputs), so the loss is
-  the mean over heads (`kit.nets.losses.EnsembleLoss`); in eval it returns one logit per output that is the
+  the mean over heads (`kit.losses.EnsembleLoss`); in eval it returns one logit per output that is the
   heads' mean *probability* expressed as a logit (mean of values for regression), so kit's predictors and
   fastai's `get_preds` treat it like any other net.
 """
