@@ -12,6 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 HOOK = """
 import json, os, signal, sys
+import matplotlib.font_manager  # noqa: F401  (a first run in a new HOME writes its font cache: not kit's write)
 n, sig, log = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 calls = []
 def hooked(real, name):
