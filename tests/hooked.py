@@ -14,6 +14,9 @@ HOOK = """
 import json, os, signal, sys
 import matplotlib.font_manager  # noqa: F401  (a first run in a new HOME writes its font cache: not kit's write)
 n, sig, log = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+# a process started in the background by a shell without job control inherits SIGINT ignored: restore Python's
+# own handler, so the SIGINT below is a Ctrl-C however the suite was started
+signal.signal(signal.SIGINT, signal.default_int_handler)
 calls = []
 def hooked(real, name):
     def call(src, dst, *a, **k):
