@@ -43,10 +43,10 @@ from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
 from kit import registry
-from kit.commands.args import parse_overrides
 from kit.cv import cross_validate, make_folds
 from kit.errors import KitError
 from kit.io import atomic_write_text
+from kit.params import parse_overrides
 from kit.spec import Competition, Data
 from kit.tabular import DEFAULT_PARAMS
 

@@ -30,10 +30,10 @@ from competitions.planet import COMPETITION as PLANET  # noqa: E402
 from competitions.planet.decoding import apply_rules, f2_tag_strings  # noqa: E402
 from competitions.planet.synthetic import generate  # noqa: E402
 from kit import metrics, vision  # noqa: E402
-from kit.commands.args import parse_overrides  # noqa: E402
 from kit.cv import cross_validate  # noqa: E402
 from kit.io import atomic_write_text  # noqa: E402
 from kit.learner import default_device  # noqa: E402
+from kit.params import parse_overrides  # noqa: E402
 
 
 class PhaseTimer(Callback):
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     PLANET.images(data, "train", int(params["size"]))
     PLANET.images(data, "test", int(params["size"]))
     load_s = time.perf_counter() - t
-    n_images = len(data.extra["sources"]["train"]) + len(data.test)
+    n_images = len(data.sources["train"]) + len(data.test)
 
     timers: list[PhaseTimer] = []
 

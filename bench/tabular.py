@@ -200,8 +200,8 @@ def worker(a: argparse.Namespace) -> None:
     """Cross-validate one family on one repeat's folds; write fold scores, OOF, test predictions and seconds."""
     sys.path.insert(0, str(ROOT))
     from kit import registry
-    from kit.commands.args import parse_overrides
     from kit.cv import cross_validate, make_folds
+    from kit.params import parse_overrides
 
     comp = registry.get(a.comp).with_model(a.family)
     data = comp.load(Path(a.data))

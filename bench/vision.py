@@ -55,11 +55,11 @@ sys.path.insert(0, str(ROOT))
 from machine import cpu_model, load_text, versions  # noqa: E402
 
 from kit import registry, vision  # noqa: E402
-from kit.commands.args import parse_overrides  # noqa: E402
 from kit.cv import CVResult, cross_validate, make_folds  # noqa: E402
 from kit.errors import KitError  # noqa: E402
 from kit.io import atomic_write_text  # noqa: E402
 from kit.learner import default_device  # noqa: E402
+from kit.params import parse_overrides  # noqa: E402
 from kit.spec import Data  # noqa: E402
 
 KIT = "kit"
@@ -144,7 +144,7 @@ def run_kit(comp, data: Data, params: dict[str, Any], seed: int, folds: np.ndarr
 # ---- helpers ---------------------------------------------------------------------------------------------------
 def pixels(data: Data, which: str) -> np.ndarray:
     """The competition's images as (n, side*side) floats in 0..1 (the gray channel)."""
-    x = np.asarray(data.extra["sources"][which])
+    x = np.asarray(data.sources[which])
     if x.ndim == 4:
         x = x[..., 0]
     return x.reshape(len(x), -1).astype(np.float32) / 255.0
@@ -332,7 +332,7 @@ def bench_keypoints(a: argparse.Namespace, work: Path) -> Section:
     comp, data, solution, params, folds, gen_s, load_s = prepare("facial-keypoints", a, work)
     n_folds = int(folds.max()) + 1
     sol = pd.read_csv(solution)
-    lookup = data.extra["lookup"]
+    lookup = data.lookup
     present = ~np.isnan(data.y)
     print(f"[{tag}] {len(data.y)} train / {len(data.test)} test images, {len(lookup)} lookup rows (generated in "
           f"{gen_s:.1f} s, loaded in {load_s:.1f} s); kit params {params}", flush=True)

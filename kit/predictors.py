@@ -2,8 +2,8 @@
 (`kit predict`, offline notebooks). Each holds the fold's fitted preprocessing and model(s) on the CPU and
 predicts the test rows of a loaded `Data`; `fit_fold` predicts the test set through the same object, so a saved
 run reproduces its own test predictions. Saved with torch.save (pickle: the classes are kit's and the libraries'
-own, found by import when loaded where kit is installed). The tabular ones live here, the image one in
-kit.vision.predictor.
+own, found by import when loaded where kit is installed). The nets' one lives here, the trees' in
+kit.families.trees, the image one in kit.vision.predictor.
 """
 
 from __future__ import annotations
@@ -72,30 +72,10 @@ class MLPPredictor:
                        axis=0)
 
 
-@dataclass
-class TreePredictor:
-    """The fold's fitted feature steps, category levels and gradient-boosted model(s)."""
-
-    family: str
-    steps: Any
-    models: list
-    levels: dict[str, list[str]]
-    numeric: list[str]
-    categorical: list[str]
-    scaler: TargetScaler
-
-    def predict(self, comp: Any, data: Any) -> np.ndarray:
-        """Predictions for `data.test`, in target units."""
-        from kit import gbdt
-
-        te = self.steps.transform(data.test) if self.steps is not None else data.test
-        x = gbdt.to_frame(te, self.numeric, self.categorical, self.levels)
-        return self.scaler.inverse(gbdt.predict(self.family, comp.task, self.models, x, self.categorical))
-
-
 # classes that moved since runs were saved: (old module, name) -> new module. Unpickling looks them up here, so
 # old run folders still load (tests/test_vision.py loads a VisionPredictor pickled under kit.predictors).
-MOVED = {("kit.predictors", "VisionPredictor"): "kit.vision.predictor"}
+MOVED = {("kit.predictors", "VisionPredictor"): "kit.vision.predictor",
+         ("kit.predictors", "TreePredictor"): "kit.families.trees"}
 
 
 class _Unpickler(pickle.Unpickler):

@@ -13,12 +13,22 @@ import pkgutil
 import sys
 from pathlib import Path
 
-import competitions
 from kit.errors import KitError
 from kit.spec import Competition
 from kit.tasks import Task
 
 PATH_ENV = "KIT_COMPETITIONS_PATH"
+
+
+PACKAGE = "competitions"  # the repository's competitions, found by name: kit/ imports no competition
+
+
+def root() -> Path:
+    """The repository's competitions/ folder (where `kit init` writes a new one)."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise KitError(f"no {PACKAGE!r} package on the path: run kit from the repository or install it")
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 def _extra_dirs() -> list[Path]:
@@ -27,7 +37,7 @@ def _extra_dirs() -> list[Path]:
 
 def _locations() -> dict[str, Path | None]:
     """name -> folder of each competition package outside the repository (None: one of the repository's)."""
-    found: dict[str, Path | None] = {m.name: None for m in pkgutil.iter_modules(competitions.__path__) if m.ispkg}
+    found: dict[str, Path | None] = {m.name: None for m in pkgutil.iter_modules([str(root())]) if m.ispkg}
     for d in _extra_dirs():
         for m in pkgutil.iter_modules([str(d)]):
             if m.ispkg:
@@ -45,11 +55,11 @@ def location(name: str) -> Path | None:
     found = _locations()
     if name not in found:
         return None
-    return found[name] or Path(list(competitions.__path__)[0]) / name
+    return found[name] or root() / name
 
 
 def _import(name: str, folder: Path | None):
-    full = f"competitions.{name}"
+    full = f"{PACKAGE}.{name}"
     if folder is None or full in sys.modules:
         return importlib.import_module(full)
     # a package outside competitions/: imported under the same name, its folder searched for its submodules

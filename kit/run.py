@@ -19,6 +19,7 @@ from kit.cv import CVResult, cross_validate, make_folds
 from kit.decoders import Decoder
 from kit.errors import KitError
 from kit.io import atomic_write_csv, atomic_write_json, sha256_file
+from kit.prepare import cache_dir
 from kit.spec import Competition, Data
 from kit.submission import SUBMISSIONS_DIR, git_commit, utc_stamp, validate_submission, write_submission
 
@@ -73,7 +74,7 @@ def save_run(comp: Competition, data: Data, cv: CVResult, decoder: Decoder, run_
     """Fold assignment, OOF and test probabilities (for blending), decoding and plots under `run_dir`."""
     idc = row_id_col(comp, data.train)
     ids = data.train[idc].to_numpy()
-    names = data.classes or data.extra.get("output_names")
+    names = data.classes or data.output_names
     atomic_write_csv(run_dir / run_folder.FOLDS, pd.DataFrame({idc: ids, "fold": cv.folds}))
     atomic_write_csv(run_dir / run_folder.OOF, _prob_frame(ids, cv.oof, idc, names))
     atomic_write_csv(run_dir / run_folder.TEST_PROBS,
@@ -118,7 +119,7 @@ def submit_run(comp: Competition, data: Data, cv: CVResult, decoder: Decoder, su
 
 def under_runs(comp: Competition, runs: Path) -> Competition:
     """`comp` with its caches (decoded images) under `runs/<comp>/cache`: a copy, the registry's object unchanged."""
-    return comp.with_cache_dir(Path(runs) / comp.name / "cache")
+    return comp.with_cache_dir(cache_dir(comp, runs))
 
 
 def train_and_submit(

@@ -34,7 +34,7 @@ class Data:
     files: dict[str, Path]
     classes: list | None = None  # the labels that y's indices stand for, as found in the training file
     groups: np.ndarray | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    output_names: list[str] | None = None  # names of the prediction columns when not `classes` (e.g. keypoints)
 
 
 @dataclass

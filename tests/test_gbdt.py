@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kit import gbdt, registry
+from kit import registry
 from kit.commands.train import main as train_main
 from kit.commands.tune import main as tune_main
 from kit.cv import cross_validate, make_folds
 from kit.errors import KitError
+from kit.families.trees import LightGBM
 from tests.test_contract import comps_root, label_sample, raw_scale, text_labels, write_comp  # noqa: F401
 
 FAST = {"lightgbm": ["--set", "n_estimators=60"], "catboost": ["--set", "iterations=60"],
@@ -58,7 +59,7 @@ def test_with_model_copies_and_leaves_the_shared_competition_alone():
     with pytest.raises(KitError, match="no model families"):
         registry.get("planet").with_model("lightgbm")
     with pytest.raises(KitError, match="needs the no_such_pkg package: pip install no_such_pkg"):
-        gbdt.Family("x", "no_such_pkg", {}).require()
+        type("Missing", (LightGBM,), {"name": "x", "package": "no_such_pkg"})().require()
 
 
 @pytest.mark.parametrize("family", ["lightgbm", "catboost", "xgboost"])
@@ -81,3 +82,20 @@ def test_tune_searches_a_family_in_its_own_study(titanic_dir, workdir, capsys):
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert "study titanic-lightgbm" in out and "num_leaves" in out
+
+
+def test_a_tree_predictor_pickled_under_its_old_path_still_loads(tmp_path: Path, monkeypatch):
+    """Runs saved before the families moved pickle `kit.predictors.TreePredictor`; loading maps it (MOVED)."""
+    from kit import predictors
+    from kit.families.trees import TreePredictor
+    from kit.tasks import TargetScaler
+
+    assert not hasattr(predictors, "TreePredictor")
+    old = TreePredictor("lightgbm", None, ["a model"], {"c": ["x", "y"]}, ["n"], ["c"], TargetScaler())
+    with monkeypatch.context() as m:
+        m.setattr(TreePredictor, "__module__", "kit.predictors")
+        m.setattr(predictors, "TreePredictor", TreePredictor, raising=False)
+        predictors.save(old, tmp_path / "fold-0.pt")
+    assert b"kit.predictors\nTreePredictor" in (tmp_path / "fold-0.pt").read_bytes()
+    new = predictors.load(tmp_path / "fold-0.pt")
+    assert type(new) is TreePredictor and new.family == "lightgbm" and new.levels == {"c": ["x", "y"]}

@@ -391,7 +391,7 @@ def test_planet_tar_7z_unpacked_into_the_layout_planet_loads(planet_sb: Sandbox,
     assert [p.name for p in Path("data").iterdir()] == ["planet"]  # no staging folder left
     loaded = COMPETITION.load(data)
     assert len(loaded.train) == 6 and len(loaded.test) == 4
-    assert loaded.extra["bad_train"] == {} and loaded.extra["bad_test"] == {}
+    assert loaded.bad_train == {} and loaded.bad_test == {}
 
     assert cli("download", "--comp", "planet", "--quiet") == 0  # unchanged on Kaggle: nothing downloaded
     assert calls(planet_sb, "download") == 1 and "up to date" in capsys.readouterr().out

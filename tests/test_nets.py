@@ -63,7 +63,7 @@ def test_net_learns_every_task_kind_deterministically(comps_root, family, kind):
 def test_auto_is_the_seeds_mlp_on_small_tables_and_the_modern_net_on_larger_ones(comps_root):  # noqa: F811
     import torch.nn as nn
 
-    from kit.tabular import AUTO_SEED_ROWS
+    from kit.nets.params import AUTO_SEED_ROWS
 
     d = write_comp(comps_root, "nauto", "binary", "auc", binary_yes_no, prob_sample, n=AUTO_SEED_ROWS + 300,
                    n_test=20)

@@ -313,7 +313,7 @@ def test_empty_tags_are_legal_and_odd_modes_become_rgb(planet_dir: Path, workdir
     data = PLANET.load(planet_dir)
     assert len(data.train) == 60 and data.y[4].sum() == 0
     x = PLANET.images(data, "train", 32).x
-    assert x.shape == (60, 32, 32, 3) and not data.extra["bad_train"]
+    assert x.shape == (60, 32, 32, 3) and not data.bad_train
     assert (x[0, ..., 0] == x[0, ..., 1]).all()  # grayscale replicated
     assert tuple(x[1, 0, 0]) == (10, 200, 30)
 

@@ -60,7 +60,7 @@ def test_saved_image_run_predicts_its_own_test_set_exactly(tmp_path, workdir, na
     pred = predict_run(comp, r.run_dir, d)
     assert np.array_equal(pred.probs, r.cv.test)  # facial keypoints: the mirrored TTA view mirrored back
     # prediction decodes the test images once, at the run's size, and never the training images
-    assert set(pred.data.extra.get("images", {})) <= {("test", params["size"])}
+    assert set(pred.data.decoded) <= {("test", params["size"])}
 
 
 def test_a_run_without_models_is_one_line(titanic_dir, workdir, capsys):

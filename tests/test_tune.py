@@ -343,3 +343,18 @@ def test_only_worker_zero_queues_the_defaults(titanic_dir, workdir, capsys):
     assert rc == 0, capsys.readouterr().err
     study = optuna.load_study(study_name="titanic", storage="sqlite:///runs/titanic/optuna.db")
     assert len(study.trials) == 1 and not study.trials[0].user_attrs.get("defaults")
+
+
+def test_spawned_worker_prepares_the_competition_as_the_command_did(tmp_path):
+    """A worker of an image study rebuilds the competition from its config: it must decode at the `--set size`
+    (it decoded at the preset's size before kit.prepare), train the `--model` family and cache under `--runs`."""
+    from kit.tune.study import TuneConfig, worker_competition
+
+    cfg = TuneConfig(comp="planet", data_dir=tmp_path, storage="sqlite://", study="s", n_trials=1, timeout=None,
+                     sampler="tpe", pruner="none", seed=0, n_folds=2, heartbeat=0, fixed={"size": 40},
+                     runs=tmp_path / "runs")
+    comp = worker_competition(cfg)
+    assert comp.decode_size() == 40 != registry.get("planet").decode_size()
+    assert comp.cache_dir == tmp_path / "runs" / "planet" / "cache"
+    tabular = worker_competition(TuneConfig(**{**cfg.__dict__, "comp": "titanic", "fixed": {}, "model": "lightgbm"}))
+    assert tabular.model_family == "lightgbm" and registry.get("titanic").model_family == "mlp"

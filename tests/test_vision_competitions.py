@@ -61,7 +61,7 @@ class LossSpy(Callback):
 
 def test_digits_end_to_end_with_cross_entropy(digits_src, workdir):
     data = DIGITS.load(digits_src)
-    assert data.classes == list(range(10)) and data.extra["sources"]["train"].shape == (120, 28, 28, 3)
+    assert data.classes == list(range(10)) and data.sources["train"].shape == (120, 28, 28, 3)
     seen: list = []
     idx = np.arange(len(data.y))
     out = DIGITS.fit_fold(data, idx[::2], idx[1::2], DIGITS.params(TINY), seed=0, callbacks=[LossSpy(seen)],

@@ -17,8 +17,7 @@ import pandas as pd
 
 from kit.errors import DataError
 from kit.io import read_csv, show
-from kit.spec import Data
-from kit.vision import Augment, VisionCompetition, pixel_columns_to_images
+from kit.vision import Augment, ImageData, VisionCompetition, pixel_columns_to_images
 
 SIDE = 28
 PIXELS = [f"pixel{i}" for i in range(SIDE * SIDE)]
@@ -51,7 +50,7 @@ class DigitRecognizer(VisionCompetition):
     augmentation = Augment(rotate=10.0, scale=0.1, translate=0.08)  # no flips, no turns
     default_params: ClassVar[dict[str, Any]] = {**VisionCompetition.default_params, "aug": 0.0, "width": 32}
 
-    def load(self, data_dir: Path) -> Data:
+    def load(self, data_dir: Path) -> ImageData:
         """train.csv / test.csv pixels (integers 0..255, 784 per row), labels 0-9, the sample's ImageIds."""
         data_dir = Path(data_dir)
         hint = self.data_hint(data_dir)
@@ -73,14 +72,15 @@ class DigitRecognizer(VisionCompetition):
         if sample[self.id_col].tolist() != ids.tolist():
             raise DataError(f"{paths['sample']}: {self.id_col} must count the {len(test)} rows of "
                             f"{paths['test'].name} from 1 (got {len(sample)} rows)")
-        return Data(
+        return ImageData(
             train=pd.DataFrame({self.id_col: np.arange(1, len(train) + 1)}),  # training rows have no id: row number
             test=pd.DataFrame({self.id_col: ids}),
             sample=sample,
             y=y,
             files=paths,
             classes=classes,
-            extra={"data_dir": str(data_dir), "sources": {"train": x_train, "test": x_test}},
+            data_dir=Path(data_dir),
+            sources={"train": x_train, "test": x_test},
         )
 
     def read_classes(self, data_dir: Path) -> list:

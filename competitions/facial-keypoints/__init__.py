@@ -11,6 +11,7 @@ swaps left and right keypoints, small rotations, zooms and shifts (the keypoints
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,9 +20,8 @@ import pandas as pd
 
 from kit.errors import DataError
 from kit.io import read_csv, show
-from kit.spec import Data
 from kit.tasks import Points
-from kit.vision import Augment, VisionCompetition, pixel_strings_to_images
+from kit.vision import Augment, ImageData, VisionCompetition, pixel_strings_to_images
 
 from .layout import COLUMNS, FLIP_INDEX, SIDE
 
@@ -31,6 +31,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # resnet34 at 192 px, fine_tune when pretrained weights can be had
     "gpu": {"arch": "resnet34", "size": 192, "epochs": 20, "lr": 2e-3, "bs": 64, "schedule": "fine_tune", "tta": 2},
 }
+
+
+@dataclass
+class KeypointsData(ImageData):
+    """The images and targets, and IdLookupTable.csv: which (image, feature) each submission row asks for."""
+
+    lookup: pd.DataFrame | None = None
 
 
 class FacialKeypoints(VisionCompetition):
@@ -54,7 +61,7 @@ class FacialKeypoints(VisionCompetition):
     augmentation = Augment(flip=True, rotate=10.0, scale=0.08, translate=0.05, lighting=0.1)
     default_params: ClassVar[dict[str, Any]] = {**VisionCompetition.default_params, "width": 32}
 
-    def load(self, data_dir: Path) -> Data:
+    def load(self, data_dir: Path) -> KeypointsData:
         """training.csv (keypoints in the image, Image fields of 96x96 values), test.csv and the lookup table."""
         data_dir = Path(data_dir)
         hint = self.data_hint(data_dir)
@@ -78,14 +85,16 @@ class FacialKeypoints(VisionCompetition):
             raise DataError(f"{paths['test']}: row {i + 2}, column {self.image_id_col}: duplicate image "
                             f"{show(image_ids.iloc[i])}")
         self._check_lookup(lookup, sample, set(image_ids.tolist()), paths)
-        return Data(
+        return KeypointsData(
             train=pd.DataFrame({self.image_id_col: np.arange(1, len(train) + 1)}),  # training rows: row number
             test=pd.DataFrame({self.image_id_col: image_ids.to_numpy()}),
             sample=sample,
             y=y,
             files=paths,
-            extra={"data_dir": str(data_dir), "sources": {"train": x_train, "test": x_test}, "lookup": lookup,
-                   "output_names": COLUMNS},
+            data_dir=Path(data_dir),
+            sources={"train": x_train, "test": x_test},
+            lookup=lookup,
+            output_names=list(COLUMNS),
         )
 
     def _check_lookup(self, lookup: pd.DataFrame, sample: pd.DataFrame, images: set, paths: dict[str, Path]) -> None:
@@ -106,9 +115,9 @@ class FacialKeypoints(VisionCompetition):
         if lookup[self.id_col].tolist() != sample[self.id_col].tolist():
             raise DataError(f"{paths['sample']}: {self.id_col}s differ from {paths['lookup'].name}'s")
 
-    def submission(self, data: Data, decoded: np.ndarray) -> pd.DataFrame:
+    def submission(self, data: KeypointsData, decoded: np.ndarray) -> pd.DataFrame:
         """One row per lookup row: the predicted coordinate of that image's feature, clipped to the image."""
-        lookup = data.extra["lookup"]
+        lookup = data.lookup
         row = pd.Series(np.arange(len(data.test)), index=data.test[self.image_id_col].to_numpy())
         i = row.loc[lookup[self.image_id_col].to_numpy()].to_numpy()
         j = lookup["FeatureName"].map({c: k for k, c in enumerate(COLUMNS)}).to_numpy()

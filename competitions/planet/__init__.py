@@ -20,8 +20,7 @@ from competitions.planet.decoding import TAGS, WeatherRules
 from kit.decoders import Decoder
 from kit.errors import DataError
 from kit.io import read_csv
-from kit.spec import Data
-from kit.vision import Augment, ImageArray, VisionCompetition, auto_preset, describe_bad
+from kit.vision import Augment, ImageArray, ImageData, VisionCompetition, auto_preset, describe_bad
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +78,10 @@ class Planet(VisionCompetition):
         return space
 
     # ---- data ---------------------------------------------------------------------------------------
-    def load(self, data_dir: Path) -> Data:
+    def load(self, data_dir: Path) -> ImageData:
         """Read the CSVs, locate every image (test images in either test folder) and decode all of them once.
 
-        Images that are missing or cannot be decoded are listed in `data.extra['bad_train'|'bad_test']`;
+        Images that are missing or cannot be decoded are listed in `data.bad_train` / `data.bad_test`;
         bad training rows are left out of `data` here, and `fit_fold` stops unless `skip_bad_images` is set.
         """
         data_dir = Path(data_dir)
@@ -122,7 +121,7 @@ class Planet(VisionCompetition):
         sources = {"train": train["path"].tolist(), "test": test["path"].tolist()}
         # decoded now (at the preset's size, cached) so bad images are found before any training
         size, bars = self.decode_size(), sys.stderr.isatty()
-        probe = Data(train=train, test=test, sample=sample, y=y, files={}, extra={"sources": sources})
+        probe = ImageData(train=train, test=test, sample=sample, y=y, files={}, sources=sources)
         imgs_train = (ImageArray(np.zeros((0, size, size, 3), np.uint8)) if self.inference_only  # predicting only
                       else self.images(probe, "train", size, bars, self.load_workers))
         imgs_test = self.images(probe, "test", size, bars, self.load_workers)
@@ -137,21 +136,19 @@ class Planet(VisionCompetition):
         kept_rows = np.flatnonzero(keep)
         train = train.iloc[kept_rows].reset_index(drop=True)
         y = y[kept_rows]
-        return Data(
+        return ImageData(
             train=train,
             test=test,
             sample=sample,
             y=y,
             files={"train": train_csv, "sample": sample_csv},
             classes=classes,
-            extra={
-                "data_dir": str(data_dir),
-                "bad_train": bad_train,
-                "bad_test": bad_test,
-                "sources": sources,  # image files of every row of train_v2.csv, and of the sample's rows
-                "train_rows": kept_rows,  # the rows of train_v2.csv kept in `train`
-                "images": probe.extra["images"],
-            },
+            data_dir=Path(data_dir),
+            bad_train=bad_train,
+            bad_test=bad_test,
+            sources=sources,  # image files of every row of train_v2.csv, and of the sample's rows
+            train_rows=kept_rows,  # the rows of train_v2.csv kept in `train`
+            decoded=probe.decoded,
         )
 
     # ---- decoding and submission ---------------------------------------------------------------------

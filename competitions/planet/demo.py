@@ -18,7 +18,7 @@ import pandas as pd
 from competitions.planet import COMPETITION
 from competitions.planet.decoding import f2_tag_strings
 from competitions.planet.synthetic import generate
-from kit.commands.args import parse_overrides
+from kit.params import parse_overrides
 
 PROGRESS_S = 3.0  # seconds between progress lines while tiles are generated
 

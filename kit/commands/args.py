@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from kit.errors import KitError
+from kit.params import parse_overrides
+
+__all__ = ["parse_overrides"]  # `--set` parsing lives with the parameters (kit.params)
 
 
 def add_comp(p: argparse.ArgumentParser) -> None:
@@ -67,34 +67,3 @@ def set_threads(threads: int | None) -> None:
     import torch
 
     torch.set_num_threads(threads)
-
-
-def parse_overrides(pairs: Sequence[str], defaults: dict[str, Any]) -> dict[str, Any]:
-    """`["lr=0.01", "depth=2"]` -> typed dict, cast to the type of each default value."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise KitError(f"--set expects key=value, got {pair!r}")
-        key, raw = pair.split("=", 1)
-        key = key.strip()
-        if key not in defaults:
-            raise KitError(f"--set {key}: unknown parameter; known: {', '.join(sorted(defaults))}")
-        default = defaults[key]
-        try:
-            if isinstance(default, bool):
-                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(raw)
-                value: Any = raw.lower() in ("true", "1", "yes")
-            elif isinstance(default, int):
-                value = int(raw)
-            elif isinstance(default, float):
-                value = float(raw)
-            elif isinstance(default, (list, dict)):
-                value = json.loads(raw)
-            else:
-                value = raw
-        except (ValueError, json.JSONDecodeError):
-            kind = {bool: "true or false", int: "an integer", float: "a number"}.get(type(default), "JSON")
-            raise KitError(f"--set {key}={raw}: expected {kind}") from None
-        out[key] = value
-    return out

@@ -53,6 +53,7 @@ def read_params_file(path: Path) -> dict[str, Any]:
 def _main(argv: Sequence[str] | None) -> int:
     from kit import registry
     from kit.cli import setup_logging
+    from kit.prepare import prepare
     from kit.run import train_and_submit
 
     args = build_parser().parse_args(argv)
@@ -73,12 +74,12 @@ def _main(argv: Sequence[str] | None) -> int:
         if "weights" not in comp.default_params:
             raise KitError(f"--weights: competition {comp.name!r} has no backbone to load weights into")
         overrides["weights"] = str(args.weights.expanduser().resolve())
-    params = comp.params(overrides)
+    run = prepare(comp, overrides=overrides, runs=args.runs)
     result = train_and_submit(
-        comp, cargs.data_dir(args, comp.name), params, seed=args.seed, n_folds=args.folds, out=args.out,
+        run.comp, cargs.data_dir(args, comp.name), run.params, seed=args.seed, n_folds=args.folds, out=args.out,
         runs=args.runs, progress=not args.quiet and sys.stdout.isatty(),
     )
-    print_run(comp, result)
+    print_run(run.comp, result)
     return 0
 
 

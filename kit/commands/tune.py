@@ -139,6 +139,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from kit import registry
     from kit.cli import setup_logging
     from kit.cv import make_folds
+    from kit.prepare import prepare
 
     args = build_parser().parse_args(argv)
     setup_logging(quiet=args.quiet)
@@ -146,20 +147,20 @@ def _main(argv: Sequence[str] | None) -> int:
     comp = registry.get(args.comp)
     if args.model is not None:
         comp = comp.with_model(args.model)
-    comp = comp.with_cache_dir(Path(args.runs) / comp.name / "cache")
     if args.threads is None and args.n_jobs == 1:
         args.threads = comp.threads
     cargs.set_threads(args.threads)
     data_dir = cargs.data_dir(args, comp.name)
     # everything that can be wrong is checked before the storage is opened, so bad input leaves the study untouched
     fixed = cargs.parse_overrides(args.overrides, comp.default_params)
-    comp = comp.for_params(fixed)  # image competitions decode at a fixed --set size once
+    comp = prepare(comp, overrides=fixed, runs=args.runs).comp  # image competitions decode at a --set size once
     data = comp.load(data_dir)
     make_folds(comp.task, data.y, args.folds or comp.n_folds, args.seed, comp.fold_groups(data))
     repeats = auto_repeats(comp, len(data.y), args.repeats)
     probe_search_space(comp, fixed)
     # one study per model family: their parameters differ
-    study_name = args.study or (comp.name if args.model in (None, "mlp") else f"{comp.name}-{args.model}")
+    own = args.model is None or args.model == getattr(type(comp), "model_family", None)  # the declared family
+    study_name = args.study or (comp.name if own else f"{comp.name}-{args.model}")
     cfg = TuneConfig(comp=comp.name, data_dir=data_dir, storage=args.storage or default_url(args.runs, comp.name),
                      study=study_name, n_trials=args.n_trials, timeout=args.timeout,
                      sampler=args.sampler, pruner=args.pruner, seed=args.seed, n_folds=args.folds,

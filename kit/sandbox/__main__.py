@@ -1,7 +1,7 @@
-"""`python -m kit.sandbox --root DIR [--port 7777]` ≡ `kit sandbox ...`."""
+"""`python -m kit.sandbox --root DIR [--port 7777]` ≡ `kit sandbox ...` (dispatched by kit.cli)."""
 
 import sys
 
-from kit.commands.sandbox import main
+from kit.cli import main
 
-sys.exit(main())
+sys.exit(main(["sandbox", *sys.argv[1:]]))

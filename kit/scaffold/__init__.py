@@ -87,9 +87,9 @@ def destination(name: str, to: Path | None = None) -> Path:
     """The folder the competition goes in: `to/<name>`, else the repository's competitions/<name>."""
     if to is not None:
         return Path(to) / name
-    import competitions
+    from kit import registry
 
-    return Path(list(competitions.__path__)[0]) / name
+    return registry.root() / name
 
 
 def write(result: Scaffold, folder: Path, force: bool = False) -> Path:

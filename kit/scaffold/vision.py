@@ -325,7 +325,8 @@ def render(spec: VisionSpec) -> str:
               f"    augmentation = {aug[0]}  # {aug[1]}",
               "    presets = {  # `--set preset=cpu|gpu` (auto: gpu when CUDA is there); any key also by --set"]
     for k, v in presets.items():
-        items = [f"{q(a)}: {q(b)}" for a, b in v.items()]
+        declared = v if isinstance(v, dict) else {a: b for a, b in v.as_dict().items() if a in PRESETS[k]}
+        items = [f"{q(a)}: {q(b)}" for a, b in declared.items()]
         line = f"        {q(k)}: {{"
         for j, it in enumerate(items):
             end = "}," if j == len(items) - 1 else ", "

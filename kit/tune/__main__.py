@@ -1,7 +1,7 @@
-"""`python -m kit.tune ...` ≡ `kit tune ...`."""
+"""`python -m kit.tune ...` ≡ `kit tune ...` (dispatched by the console script's table, kit.cli)."""
 
 import sys
 
-from kit.commands.tune import main
+from kit.cli import main
 
-sys.exit(main())
+sys.exit(main(["tune", *sys.argv[1:]]))

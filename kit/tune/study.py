@@ -158,9 +158,16 @@ def check_settings(study: optuna.Study, settings: dict[str, Any], storage: str) 
                        "its trials would not be comparable; rerun with the study's settings or choose a new --study")
 
 
+def worker_competition(cfg: TuneConfig):
+    """The competition as the `kit tune` that made `cfg` prepared it (kit.prepare): its model family, caches
+    and the `--set` values' decode size, so a spawned worker decodes images at the run's size."""
+    from kit.prepare import prepare
+
+    return prepare(cfg.comp, cfg.model, cfg.fixed, cfg.runs).comp
+
+
 def run_worker(cfg: TuneConfig, worker: int = 0, data=None) -> None:
     """Run `cfg.n_trials` trials (or until the timeout) of the shared study; `worker` offsets the sampler seed."""
-    from kit import registry
     from kit.tune.objective import objective
 
     if cfg.threads:
@@ -168,11 +175,7 @@ def run_worker(cfg: TuneConfig, worker: int = 0, data=None) -> None:
 
         torch.set_num_threads(cfg.threads)
     logging.getLogger("kit.cv").setLevel(logging.WARNING)  # Optuna's per-trial line is the progress
-    comp = registry.get(cfg.comp)
-    if cfg.model is not None:
-        comp = comp.with_model(cfg.model)
-    if cfg.runs is not None:
-        comp = comp.with_cache_dir(Path(cfg.runs) / comp.name / "cache")
+    comp = worker_competition(cfg)
     data = data if data is not None else comp.load(cfg.data_dir)
     splits = repeated_folds(comp, data, cfg.n_folds or comp.n_folds, cfg.seed, cfg.repeats)
     study = load_study(cfg, comp, worker)

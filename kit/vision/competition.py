@@ -1,5 +1,5 @@
-"""`VisionCompetition`: the base of image competitions. A competition declares where its images are (it
-fills `data.extra["sources"]` in `load`: file paths, decoded once into a cache, or pixel arrays read from CSV),
+"""`VisionCompetition`: the base of image competitions. A competition declares where its images are (its `load`
+returns an `ImageData` whose `sources` are file paths, decoded once into a cache, or pixel arrays read from CSV),
 its task and metric, the augmentations that preserve its labels, and `cpu`/`gpu` presets; kit does the rest:
 normalisation from the training fold, augmentation on the device, the fastai learner with the task's loss
 (and `y_range` for points), fit_one_cycle or fine_tune, TTA, probabilities back in target units.
@@ -19,27 +19,18 @@ import numpy as np
 from kit import learner
 from kit.errors import DataError, KitError
 from kit.predictors import cpu_copy
-from kit.spec import Competition, Data, FoldOutput
+from kit.spec import Competition, FoldOutput
 from kit.vision.augment import Augment
+from kit.vision.data import ImageData
 from kit.vision.images import ImageArray, channel_stats, describe_bad, load_images, resize_images
 from kit.vision.loaders import array_dataloaders
 from kit.vision.models import vision_learner_for
+from kit.vision.params import UNSET, Preset, VisionParams
 from kit.vision.predictor import VisionPredictor, tta_mean
 from kit.vision.techniques import ProgressiveResize, mix_callbacks, progressive_sizes
 from kit.vision.weights import backbone_stats, find_weights, resolve_arch
 
 log = logging.getLogger(__name__)
-
-# a preset fills every parameter left at its "unset" value (0, 0.0, "" or -1)
-UNSET: dict[str, Any] = {"arch": "", "size": 0, "epochs": 0, "lr": 0.0, "bs": 0, "schedule": "", "tta": -1,
-                         "norm": "", "mixup": -1.0, "cutmix": -1.0, "label_smoothing": -1.0, "progressive": -1.0,
-                         "sizes": []}
-# fastbook chapter 7's techniques: a preset may declare them; one that does not leaves them at these (off)
-TECHNIQUES: dict[str, Any] = {"norm": "auto", "mixup": 0.0, "cutmix": 0.0, "label_smoothing": 0.0,
-                              "progressive": 0.0, "sizes": []}
-SCHEDULES = ("one_cycle", "fine_tune")
-NORMS = ("auto", "backbone", "fold")
-
 
 def auto_preset() -> str:
     """'gpu' when CUDA is available, else 'cpu'."""
@@ -49,26 +40,10 @@ def auto_preset() -> str:
 class VisionCompetition(Competition):
     """An image competition: declare `presets`, `augmentation` and `load`; fit_fold and prediction are kit's."""
 
-    presets: ClassVar[dict[str, dict[str, Any]]] = {}  # "cpu" / "gpu": a value for every key of UNSET
+    # "cpu" / "gpu": declared as dicts (kit.vision.params.Preset's keys), read as Presets when the class is made
+    presets: ClassVar[dict[str, Preset]] = {}
     augmentation: ClassVar[Augment] = Augment()
-    default_params: ClassVar[dict[str, Any]] = {
-        "preset": "auto",  # auto | cpu | gpu: fills every unset value below
-        **UNSET,
-        "width": 24,  # small_cnn base width
-        "dropout": 0.1,
-        "wd": 0.01,
-        "aug": 0.1,  # lighting strength (0: none)
-        "geometric": True,  # the competition's label-preserving flips / turns / small affine moves while training
-        "pretrained": True,  # use pretrained backbone weights when they can be had
-        "weights": "",  # a weights file (or folder) for the backbone; else $KIT_WEIGHTS, the caches, a download
-        # chapter 7 (unset: the preset's, else off): norm auto = the backbone's stats when pretrained, else the
-        # training fold's; mixup / cutmix: fastai's callbacks' Beta alpha (0: off); label_smoothing: eps of the
-        # task's smoothed loss; progressive: train the first half of the epochs at this fraction of size;
-        # sizes: an explicit progressive schedule, e.g. [32, 48, 64] (epochs split evenly, the last = size)
-        "freeze_epochs": 1,  # fine_tune only
-        "skip_bad_images": False,
-        "workers": 0,  # image decoding processes (0: up to 8)
-    }
+    default_params: ClassVar[dict[str, Any]] = VisionParams.defaults()  # every key: kit.vision.params
     # decoded image caches of file-based competitions, keyed by files + size; None: decoded in memory only.
     # Runs set it on a copy (`with_cache_dir`): `kit train/tune --runs R` -> R/<name>/cache.
     cache_dir: Path | None = None
@@ -76,6 +51,12 @@ class VisionCompetition(Competition):
     load_size: int | None = None  # the size `load` decodes images at (None: the preset's); see for_params
     inference_only: bool = False  # `load` decodes no training images (for_inference)
     load_workers: int = 0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "presets" in cls.__dict__:
+            where = f"competition {cls.__dict__.get('name', cls.__name__)!r}: preset"
+            cls.presets = {k: Preset.of(v, f"{where} {k!r}") for k, v in cls.__dict__["presets"].items()}
 
     def with_cache_dir(self, cache_dir: str | Path | None) -> VisionCompetition:
         """A copy of this competition whose decoded images are cached in `cache_dir` (this object is unchanged)."""
@@ -86,7 +67,7 @@ class VisionCompetition(Competition):
     def for_params(self, params: dict[str, Any]) -> VisionCompetition:
         """A copy whose `load` decodes at the run's image size with its workers, so a `--set size=...` run
         decodes every image once, not once at the preset's size and again at its own."""
-        p = self.resolve(params)
+        p = self.resolved(params)
         other = copy.copy(self)
         other.load_size, other.load_workers = int(p["size"]), int(p["workers"])
         return other
@@ -100,7 +81,7 @@ class VisionCompetition(Competition):
 
     def decode_size(self) -> int:
         """The size `load` decodes at: the run's (for_params), else the preset's for this machine."""
-        return self.load_size or int(self.presets[auto_preset()]["size"])
+        return self.load_size or int(self.presets[auto_preset()].size)
 
     # ---- parameters ---------------------------------------------------------------------------------
     def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -111,10 +92,17 @@ class VisionCompetition(Competition):
             raise KitError(f"{self.name}: preset must be auto or one of {', '.join(self.presets)} "
                            f"(got {p['preset']!r})")
         p["preset"] = preset
+        filled = self.presets[preset].as_dict()
         for k, unset in UNSET.items():
             if p[k] == unset or p[k] is None:
-                p[k] = self.presets[preset].get(k, TECHNIQUES.get(k, unset))
+                p[k] = filled[k]
         return p
+
+    def resolved(self, params: dict[str, Any]) -> dict[str, Any]:
+        """`params` as they are when `params()` resolved them already (the run's path), else resolved now."""
+        done = params.get("preset") in self.presets and set(self.default_params) <= set(params) and all(
+            params[k] != unset for k, unset in UNSET.items() if k != "sizes")  # [] is also a resolved value
+        return params if done else self.resolve(params)
 
     def params(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """Defaults + overrides with the preset resolved (so run records show the values actually used)."""
@@ -123,41 +111,16 @@ class VisionCompetition(Competition):
         return p
 
     def check_params(self, params: dict[str, Any]) -> None:
-        """Reject unknown names and unusable values."""
+        """Unknown names, then the declared constraints (kit.vision.params), then what the task or the
+        architecture cannot use: one line each."""
         super().check_params(params)
-        p = self.resolve(params)
-        for key in ("size", "epochs", "bs", "width"):
-            if int(p[key]) < 1:
-                raise KitError(f"{self.name}: {key} must be >= 1 (got {p[key]})")
-        if int(p["size"]) < 16:
-            raise KitError(f"{self.name}: size must be >= 16 pixels (got {p['size']})")
-        if float(p["lr"]) <= 0 or float(p["wd"]) < 0:
-            raise KitError(f"{self.name}: lr must be > 0 and wd >= 0 (got lr={p['lr']}, wd={p['wd']})")
-        if not 0 <= float(p["dropout"]) < 1 or not 0 <= float(p["aug"]) <= 1:
-            raise KitError(f"{self.name}: dropout must be in [0, 1) and aug in [0, 1] (got {p['dropout']}, "
-                           f"{p['aug']})")
-        if p["schedule"] not in SCHEDULES:
-            raise KitError(f"{self.name}: schedule must be one of {', '.join(SCHEDULES)} (got {p['schedule']!r})")
-        if not 0 <= int(p["tta"]) <= 8:
-            raise KitError(f"{self.name}: tta must be 0..8 views (got {p['tta']})")
+        p = self.resolved(params)
+        VisionParams.check(p, self.name)
         arch = resolve_arch(p["arch"])
         self._check_techniques(p, arch)
 
     def _check_techniques(self, p: dict[str, Any], arch) -> None:
-        """chapter 7's keys: each unusable value (or one the task cannot use) is one line."""
-        if p["norm"] not in NORMS:
-            raise KitError(f"{self.name}: norm must be one of {', '.join(NORMS)} (got {p['norm']!r})")
-        for key in ("mixup", "cutmix"):
-            if float(p[key]) < 0:
-                raise KitError(f"{self.name}: {key} is the Beta distribution's alpha: >= 0, 0 off (got {p[key]})")
-        if float(p["mixup"]) > 0 and float(p["cutmix"]) > 0:
-            raise KitError(f"{self.name}: mixup and cutmix both on; use one (got mixup={p['mixup']}, "
-                           f"cutmix={p['cutmix']})")
-        if not 0 <= float(p["label_smoothing"]) < 1:
-            raise KitError(f"{self.name}: label_smoothing must be in [0, 1) (got {p['label_smoothing']})")
-        if not 0 <= float(p["progressive"]) < 1:
-            raise KitError(f"{self.name}: progressive is the first half's fraction of size: in [0, 1), 0 off "
-                           f"(got {p['progressive']})")
+        """chapter 7's keys the task or the architecture cannot use."""
         points = hasattr(self.task, "flip_perm")
         if points and (float(p["mixup"]) > 0 or float(p["cutmix"]) > 0):
             raise KitError(f"{self.name}: mixup/cutmix blend two faces, whose keypoints cannot be blended; "
@@ -178,7 +141,7 @@ class VisionCompetition(Competition):
     def search_space(self, trial) -> dict[str, Any]:
         """lr, epochs, image size, architecture (small CNN width / backbone), augmentation, weight decay, dropout."""
         preset = auto_preset()
-        base = self.presets[preset]
+        base = self.presets[preset].as_dict()
         space: dict[str, Any] = {
             "preset": preset,
             "lr": trial.suggest_float("lr", base["lr"] / 8, base["lr"] * 3, log=True),
@@ -217,54 +180,52 @@ class VisionCompetition(Competition):
         return a
 
     # ---- images -------------------------------------------------------------------------------------
-    def images(self, data: Data, which: str, size: int, progress: bool = False, workers: int = 0) -> ImageArray:
+    def images(self, data: ImageData, which: str, size: int, progress: bool = False, workers: int = 0) -> ImageArray:
         """All images of `which` ('train': every training row before bad ones were dropped; 'test') as a
-        (n, size, size, 3) uint8 array, made once per size from `data.extra["sources"][which]`."""
-        cache = data.extra.setdefault("images", {})
+        (n, size, size, 3) uint8 array, made once per size from `data.sources[which]`."""
+        cache = data.decoded
         if (which, size) not in cache:
-            src = data.extra["sources"][which]
+            src = data.sources[which]
             if isinstance(src, np.ndarray):
                 cache[(which, size)] = ImageArray(resize_images(src, size))
             else:
                 cache[(which, size)] = load_images(src, size, cache_dir=self.cache_dir, workers=workers or None,
                                                    progress=progress, name=which)
         arr = cache[(which, size)]
-        if which == "train" and "train_rows" in data.extra:  # rows kept by `load`: their images must still decode
-            new_bad = sorted(set(arr.bad) & set(np.asarray(data.extra["train_rows"]).tolist()))
+        if which == "train" and data.train_rows is not None:  # rows kept by `load`: their images must still decode
+            new_bad = sorted(set(arr.bad) & set(np.asarray(data.train_rows).tolist()))
             if new_bad:  # decoded in `load` but not now: a file changed on disk mid-run
-                names = [str(p).rsplit("/", 1)[-1] for p in data.extra["sources"]["train"]]
+                names = [str(p).rsplit("/", 1)[-1] for p in data.sources["train"]]
                 raise DataError(f"training images became unreadable: "
                                 f"{describe_bad(names, {i: arr.bad[i] for i in new_bad})}")
         return arr
 
     @staticmethod
-    def train_rows(data: Data) -> np.ndarray:
+    def train_rows(data: ImageData) -> np.ndarray:
         """Row of the training image array holding each training row of `data` (bad images dropped in load)."""
-        rows = data.extra.get("train_rows")
-        return np.arange(len(data.y)) if rows is None else np.asarray(rows)
+        return np.arange(len(data.y)) if data.train_rows is None else np.asarray(data.train_rows)
 
-    def check_bad_images(self, data: Data, params: dict[str, Any]) -> None:
+    def check_bad_images(self, data: ImageData, params: dict[str, Any]) -> None:
         """Stop before training when images are bad, unless `skip_bad_images`; then say what happens to them."""
-        bad = {**data.extra.get("bad_train", {}), **data.extra.get("bad_test", {})}
+        bad = {**data.bad_train, **data.bad_test}
         if not bad:
             return
         listing = ", ".join(f"{n} ({why})" for n, why in sorted(bad.items()))
         if not params.get("skip_bad_images"):
             raise DataError(
-                f"{len(bad)} missing or unreadable image(s) in {data.extra.get('data_dir', 'the data folder')}: "
+                f"{len(bad)} missing or unreadable image(s) in {data.data_dir or 'the data folder'}: "
                 f"{listing}; fix them, or pass --skip-bad-images to drop bad training images and fill bad test "
                 "rows from the fold-ensemble prior"
             )
-        if not data.extra.get("_bad_reported"):
-            data.extra["_bad_reported"] = True
-            n_tr, n_te = len(data.extra.get("bad_train", {})), len(data.extra.get("bad_test", {}))
+        if not data.bad_reported:
+            data.bad_reported = True
             log.warning("--skip-bad-images: %d training image(s) dropped, %d test row(s) filled from the "
-                        "fold-ensemble prior: %s", n_tr, n_te, listing)
+                        "fold-ensemble prior: %s", len(data.bad_train), len(data.bad_test), listing)
 
     # ---- model --------------------------------------------------------------------------------------
     def fit_fold(
         self,
-        data: Data,
+        data: ImageData,
         train_idx: np.ndarray,
         valid_idx: np.ndarray,
         params: dict[str, Any],
@@ -275,7 +236,7 @@ class VisionCompetition(Competition):
         """Train one fold's network on the cached images; valid and test predictions (TTA when `tta` > 1)."""
         from fastai.metrics import accuracy_multi
 
-        p = self.resolve(params)
+        p = self.resolved(params)
         self.check_bad_images(data, p)
         size, bs = int(p["size"]), int(p["bs"])
         x_train = self.images(data, "train", size, progress, int(p["workers"])).x
@@ -329,7 +290,7 @@ class VisionCompetition(Competition):
 
     def weights_used(self, params: dict[str, Any]):
         """The pretrained weights file a run with `params` loads (kit.vision.weights.Weights), or None."""
-        p = self.resolve(params)
+        p = self.resolved(params)
         arch = resolve_arch(p["arch"])
         return find_weights(arch, str(p["weights"]), bool(p["pretrained"])) if arch.pretrainable else None
 

@@ -24,8 +24,8 @@ import pandas as pd
 
 from kit.errors import DataError
 from kit.io import read_csv, show
-from kit.spec import Data
 from kit.vision.competition import VisionCompetition
+from kit.vision.data import ImageData
 from kit.vision.images import ImageArray, describe_bad, pixel_columns_to_images
 
 log = logging.getLogger(__name__)
@@ -77,11 +77,11 @@ class _ImageFiles(VisionCompetition):
         return out
 
     def _decode(self, train: pd.DataFrame, test: pd.DataFrame, sample: pd.DataFrame, y: np.ndarray,
-                classes: list | None, files: dict[str, Path], data_dir: Path) -> Data:
+                classes: list | None, files: dict[str, Path], data_dir: Path) -> ImageData:
         """Decode every image once (cached); bad training rows are left out and listed, bad test rows listed."""
         sources = {"train": train["path"].tolist(), "test": test["path"].tolist()}
         size, bars = self.decode_size(), sys.stderr.isatty()
-        probe = Data(train=train, test=test, sample=sample, y=y, files={}, extra={"sources": sources})
+        probe = ImageData(train=train, test=test, sample=sample, y=y, files={}, sources=sources)
         imgs_train = (ImageArray(np.zeros((0, size, size, 3), np.uint8)) if self.inference_only
                       else self.images(probe, "train", size, bars, self.load_workers))
         imgs_test = self.images(probe, "test", size, bars, self.load_workers)
@@ -94,9 +94,9 @@ class _ImageFiles(VisionCompetition):
             log.warning("%d of %d training images are missing or unreadable and are left out: %s",
                         (~keep).sum(), len(keep), describe_bad(names, imgs_train.bad, 5))
         rows = np.flatnonzero(keep)
-        return Data(train=train.iloc[rows].reset_index(drop=True), test=test, sample=sample, y=y[rows], files=files,
-                    classes=classes, extra={"data_dir": str(data_dir), "bad_train": bad_train, "bad_test": bad_test,
-                                            "sources": sources, "train_rows": rows, "images": probe.extra["images"]})
+        return ImageData(train=train.iloc[rows].reset_index(drop=True), test=test, sample=sample, y=y[rows],
+                         files=files, classes=classes, data_dir=Path(data_dir), bad_train=bad_train,
+                         bad_test=bad_test, sources=sources, train_rows=rows, decoded=probe.decoded)
 
 
 class ImageCsvCompetition(_ImageFiles):
@@ -111,7 +111,7 @@ class ImageCsvCompetition(_ImageFiles):
         _unique(train, self.id_col, path)
         return train, path
 
-    def load(self, data_dir: Path) -> Data:
+    def load(self, data_dir: Path) -> ImageData:
         """The labels CSV, the sample's ids, every image decoded once."""
         data_dir = Path(data_dir)
         hint = self.data_hint(data_dir)
@@ -141,7 +141,7 @@ class ClassFolderCompetition(_ImageFiles):
             raise DataError(f"{folder}: no images in class sub-folders ({', '.join(IMAGE_SUFFIXES)})")
         return pd.DataFrame(rows, columns=["image", self.target_col]), folder
 
-    def load(self, data_dir: Path) -> Data:
+    def load(self, data_dir: Path) -> ImageData:
         """The class folders' images, the sample's ids, every image decoded once."""
         data_dir = Path(data_dir)
         hint = self.data_hint(data_dir)
@@ -181,7 +181,7 @@ class PixelCsvCompetition(VisionCompetition):
         """The pixel columns' names."""
         return [f"{self.pixel_prefix}{i}" for i in range(self.side * self.side)]
 
-    def load(self, data_dir: Path) -> Data:
+    def load(self, data_dir: Path) -> ImageData:
         """Both CSVs' pixels as images, the labels, the sample's ids."""
         data_dir = Path(data_dir)
         hint = self.data_hint(data_dir)
@@ -205,9 +205,9 @@ class PixelCsvCompetition(VisionCompetition):
             ids = sample[self.id_col].to_numpy()
         x_train = pixel_columns_to_images(train, self.pixels, self.side, str(paths["train"]))
         x_test = pixel_columns_to_images(test, self.pixels, self.side, str(paths["test"]))
-        return Data(train=pd.DataFrame({self.id_col: np.arange(1, len(train) + 1)}),
-                    test=pd.DataFrame({self.id_col: ids}), sample=sample, y=y, files=paths, classes=classes,
-                    extra={"data_dir": str(data_dir), "sources": {"train": x_train, "test": x_test}})
+        return ImageData(train=pd.DataFrame({self.id_col: np.arange(1, len(train) + 1)}),
+                         test=pd.DataFrame({self.id_col: ids}), sample=sample, y=y, files=paths, classes=classes,
+                         data_dir=Path(data_dir), sources={"train": x_train, "test": x_test})
 
     def read_classes(self, data_dir: Path) -> list | None:
         """The label column's classes (no pixel is read)."""
