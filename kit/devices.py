@@ -5,7 +5,8 @@ DistributedDataParallel, every rank training on its own shard of each epoch, gra
 metric and loss are gathered over the ranks, so callbacks that choose an epoch choose the same one everywhere.
 Predictions are made after the fit by every rank on the whole validation and test sets with the same weights, so
 the OOF and test arrays have the shape and order of a single-process run; only rank 0 writes (fold checkpoints,
-image caches, the run folder, the submission) and prints. `bs` is per process: an epoch takes N times fewer steps.
+image caches, the run folder, the submission) and prints. `bs` stays the batch of one optimiser step: each
+rank takes bs // N of its rows, so the parameters keep their meaning (a `kit tune` result trains the same way).
 
 Any launcher that sets torch's environment (`RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR`, `MASTER_PORT`)
 works the same: `torchrun --nproc-per-node N -m kit train ...`, `accelerate launch --num_processes N -m kit
@@ -19,7 +20,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -125,13 +126,24 @@ def rank_main(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence
 
 
 def fit_context(learn: Any) -> contextlib.AbstractContextManager:
-    """fastai's `distrib_ctx` around a fit when this process is one of several, else nothing. Without CUDA,
-    Accelerate must be told `cpu=True` to take the gloo processes as distributed, and SyncBatchNorm (no CPU
-    kernel) is left out."""
-    if not distributed():
-        return contextlib.nullcontext()
+    """fastai's `distrib_ctx` around a fit when this process is one of several, else nothing."""
+    return _distributed_fit(learn) if distributed() else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _distributed_fit(learn: Any) -> Iterator[None]:
+    """The training loader's batch split over the ranks (each takes bs // N rows, so an epoch keeps the steps
+    and the batch size that the parameters were chosen for), under `distrib_ctx`: without CUDA, Accelerate
+    needs `cpu=True` and SyncBatchNorm (no CPU kernel) is left out."""
     cuda = _setup()
-    return learn.distrib_ctx(sync_bn=cuda, cpu=not cuda)
+    train = learn.dls.train
+    bs = train.bs
+    train.bs = max(1, bs // world_size())
+    try:
+        with learn.distrib_ctx(sync_bn=cuda, cpu=not cuda):
+            yield
+    finally:
+        train.bs = bs
 
 
 def rank0_first(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
