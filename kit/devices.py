@@ -29,8 +29,8 @@ from kit.errors import KitError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# a rank other than 0 that hits a KitError waits this long for rank 0 (which runs the same code on the same data,
-# so hits the same error) to print it and end the run; it prints the line itself only if rank 0 carries on
+# a rank other than 0 that fails waits this long for rank 0 (which runs the same code on the same data, so hits the
+# same error) to print it and end the run; it reports the error itself only if rank 0 carries on
 PEER_ERROR_GRACE_S = 10.0
 
 
@@ -103,7 +103,8 @@ def launch(n: int, argv: Sequence[str], module: str = "kit") -> int:
 
 def rank_main(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] | None], int]:
     """`main` as one rank of a launched run: ranks other than 0 print nothing on stdout, log warnings only, and
-    leave a KitError (which rank 0 hits too, on the same data) to rank 0 to report. Unchanged in one process."""
+    leave an error that rank 0 hits too (the same data, the same code) to rank 0 to report. Unchanged in one
+    process."""
     if not distributed():
         return main
 
@@ -118,8 +119,10 @@ def rank_main(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         try:
             return main(argv)
-        except KitError:
-            time.sleep(PEER_ERROR_GRACE_S)  # ended by the launcher when rank 0 fails with the same error
+        except Exception:
+            # the same KitError as rank 0's, or gloo's "connection closed" once rank 0 has failed: the launcher
+            # ends this process as soon as rank 0's failure is seen, so only a failure of this rank alone is shown
+            time.sleep(PEER_ERROR_GRACE_S)
             raise
 
     return ranked

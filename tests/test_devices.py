@@ -6,6 +6,7 @@ import json
 import re
 import textwrap
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -65,14 +66,14 @@ def gloo_loopback() -> str | None:
     try:
         import torch.distributed as dist
 
-        store = dist.TCPStore("127.0.0.1", 0, 1, True, timeout=__import__("datetime").timedelta(seconds=10))
+        store = dist.TCPStore("127.0.0.1", 0, 1, True, timeout=timedelta(seconds=10))
         dist.ProcessGroupGloo(store, 0, 1)
-    except Exception as e:  # noqa: BLE001  (any failure means: no gloo here)
+    except Exception as e:  # any failure: no gloo here
         return f"gloo cannot bind a loopback port here: {e}"
     return None
 
 
-pytestmark = pytest.mark.skipif(gloo_loopback() is not None, reason=str(gloo_loopback()))
+NO_GLOO = gloo_loopback()
 
 
 def probes(text: str) -> list[tuple[int, int, int]]:
@@ -89,6 +90,7 @@ def outputs(runs: Path, out: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, li
             sorted((out / "titanic_probe").glob("*.csv")))
 
 
+@pytest.mark.skipif(NO_GLOO is not None, reason=str(NO_GLOO))
 def test_two_cpu_processes_match_one(titanic_dir, tmp_path, monkeypatch, capfd, caplog):
     comps = tmp_path / "comps" / "titanic_probe"
     comps.mkdir(parents=True)
@@ -138,3 +140,20 @@ def test_two_cpu_processes_match_one(titanic_dir, tmp_path, monkeypatch, capfd, 
           f" vs {rec2['cv']['mean']:.4f}")
     assert d_oof.mean() < 0.02 and d_oof.max() < 0.1 and d_test.mean() < 0.02 and d_test.max() < 0.1
     assert abs(rec1["oof_score"] - rec2["oof_score"]) <= 0.05  # 8 of 160 rows
+
+
+@pytest.mark.parametrize("args, cuda, message", [
+    (["--devices", "0"], 0, "--devices must be at least 1 (got 0)"),
+    (["--devices", "2", "--model", "lightgbm"], 0, "--devices 2: lightgbm is a tree model, trained in one process"),
+    (["--devices", "2"], 1, "--devices 2: only 1 CUDA device here"),
+])
+def test_refused_in_one_line_nothing_written(titanic_dir, workdir, capsys, monkeypatch, args, cuda, message):
+    import torch
+
+    if cuda:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda)
+    rc = main(["--comp", "titanic", "--data-dir", str(titanic_dir), *args])
+    out, err = capsys.readouterr()
+    assert rc != 0 and out == "" and err.startswith(f"error: {message}") and len(err.strip().splitlines()) == 1
+    assert list(workdir.iterdir()) == []
