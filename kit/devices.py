@@ -1,16 +1,17 @@
 """Training on several devices: `kit train --devices N` starts itself again as N processes through torch's elastic
-launcher (what `torchrun` and `accelerate launch` run), one per CUDA device, or N CPU processes when there is no
-GPU (gloo backend). Each fold's fit runs under fastai's `Learner.distrib_ctx()` (Hugging Face Accelerate:
-DistributedDataParallel, every rank training on its own shard of each epoch, gradients averaged); the validation
+launcher (what `torchrun` runs), one per CUDA device, or N CPU processes when there is no GPU (gloo backend).
+Each fold's fit runs under fastai's `Learner.distrib_ctx()` (Hugging Face Accelerate: DistributedDataParallel,
+every rank training on its own shard of each epoch, gradients averaged); the validation
 metric and loss are gathered over the ranks, so callbacks that choose an epoch choose the same one everywhere.
 Predictions are made after the fit by every rank on the whole validation and test sets with the same weights, so
 the OOF and test arrays have the shape and order of a single-process run; only rank 0 writes (fold checkpoints,
 image caches, the run folder, the submission) and prints. `bs` stays the batch of one optimiser step: each
 rank takes bs // N of its rows, so the parameters keep their meaning (a `kit tune` result trains the same way).
 
-Any launcher that sets torch's environment (`RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR`, `MASTER_PORT`)
-works the same: `torchrun --nproc-per-node N -m kit train ...`, `accelerate launch --num_processes N -m kit
-train ...`. With one process (the default) nothing here is used and a run is byte-for-byte what it was.
+A launcher that sets torch's environment (`RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR`, `MASTER_PORT`) works
+the same: `torchrun --standalone --nproc-per-node N -m kit train ...` (`accelerate launch --cpu --num_processes N`
+starts one process on a CPU machine without MPI). With one process (the default) nothing here is used and a run is
+byte-for-byte what it was.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from typing import Any, TypeVar
 
 from kit.errors import KitError
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # a rank other than 0 that fails waits this long for rank 0 (which runs the same code on the same data, so hits the
 # same error) to print it and end the run; it reports the error itself only if rank 0 carries on
 PEER_ERROR_GRACE_S = 10.0
+_PATCHED = False  # Accelerate's state made and fastai's broadcast fixed (`_setup`)
+_ORDERED = False  # inside `rank0_first`
 
 
 def world_size() -> int:
@@ -84,8 +86,9 @@ def launch(n: int, argv: Sequence[str], module: str = "kit") -> int:
     from torch.distributed import run as torchrun
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "OMP_NUM_THREADS")}
     root = str(Path(__file__).resolve().parents[1])  # the children import this kit, whatever sys.path had
-    os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])
+    os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [saved["PYTHONPATH"]])])
     # torchrun would set 1 with a warning; N processes share the cores (`--threads` still sets torch's own)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
     for name in ("torch.distributed.elastic", "torch.distributed.run", "torch.distributed.launcher"):
@@ -95,9 +98,15 @@ def launch(n: int, argv: Sequence[str], module: str = "kit") -> int:
     try:
         torchrun.run(args)
     except ChildFailedError as e:
-        failures = sorted(e.failures.items())
-        first = dict(failures).get(0, failures[0][1])
+        failures = dict(e.failures)
+        first = failures.get(0, failures[min(failures)])
         return first.exitcode if first.exitcode > 0 else 1
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return 0
 
 
@@ -115,7 +124,7 @@ def rank_main(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))  # "cuda" is this rank's device
         if is_main():
             return main(argv)
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (for the life of the process)
+        sys.stdout = open(os.devnull, "w")  # for the life of the process
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         try:
             return main(argv)
@@ -164,10 +173,6 @@ def rank0_first(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return fastai_rank0_first(fn, *args, **kwargs)
     finally:
         _ORDERED = False
-
-
-_PATCHED = False
-_ORDERED = False
 
 
 def _setup() -> bool:
