@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from kit import predictors
+from kit import devices, predictors
 from kit.errors import KitError
 from kit.io import atomic_write_bytes, atomic_write_json
 from kit.spec import FoldOutput
@@ -56,7 +56,10 @@ class FoldCheckpoint:
         return FoldOutput(valid=valid, test=test, history=history, predictor=predictor)
 
     def save(self, k: int, out: FoldOutput) -> None:
-        """Keep fold `k`'s output (history first: a fold counts as finished once its arrays are there)."""
+        """Keep fold `k`'s output (history first: a fold counts as finished once its arrays are there); rank 0
+        only when the run has several processes (the others read what it wrote)."""
+        if not devices.is_main():
+            return
         atomic_write_json(self._path(k).with_suffix(".json"), out.history)
         if out.predictor is not None:
             predictors.save(out.predictor, self._path(k).with_suffix(".pt"))
@@ -66,7 +69,9 @@ class FoldCheckpoint:
 
     def clear(self) -> None:
         """Forget the folds (the run is complete, or failed in a way a rerun would repeat); folders left empty
-        up to the runs root go too."""
+        up to the runs root go too (by rank 0 only)."""
+        if not devices.is_main():
+            return
         shutil.rmtree(self.directory, ignore_errors=True)
         d = self.directory.parent
         while d.is_dir() and not any(d.iterdir()):

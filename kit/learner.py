@@ -21,6 +21,7 @@ from fastai.optimizer import Adam, OptimWrapper
 from fastai.torch_core import set_seed
 from torch import nn
 
+from kit import devices
 from kit.errors import KitError
 from kit.spec import Competition
 from kit.tasks import TargetScaler, Task
@@ -149,10 +150,10 @@ def competition_metric(comp: Competition, scaler: TargetScaler | None = None) ->
 def fit(learn: Learner, params: dict[str, Any], cbs: list[Callback] | None = None, progress: bool = True,
         schedule: str = "one_cycle") -> None:
     """`fit_one_cycle` (or `fit_flat_cos`) for `params['epochs']` epochs at `params['lr']` (fastai's bars unless
-    progress=False)."""
+    progress=False); under fastai's `distrib_ctx` when the run has several processes (kit.devices)."""
     epochs = int(params.get("epochs", 1))
     quiet = learn.no_bar() if not progress else contextlib.nullcontext()
-    with quiet, learn.no_logging():
+    with quiet, learn.no_logging(), devices.fit_context(learn):
         if schedule == "flat_cos":
             learn.fit_flat_cos(epochs, lr=float(params.get("lr", 1e-3)), wd=params.get("wd"), cbs=cbs)
         else:

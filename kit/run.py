@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kit import plots, predictors
+from kit import devices, plots, predictors
 from kit import runs as run_folder
 from kit.checkpoint import FoldCheckpoint
 from kit.cv import CVResult, cross_validate, make_folds
@@ -140,7 +141,7 @@ def train_and_submit(
     Pass `data`/`cv` to reuse what a caller (e.g. tuning) already computed. Caches go under `runs`."""
     comp = under_runs(comp, runs).for_params(params)
     comp.check_params(params)
-    data = data if data is not None else comp.load(Path(data_dir))
+    data = data if data is not None else devices.rank0_first(comp.load, Path(data_dir))
     commit = git_commit()
     inputs = {k: sha256_file(p) for k, p in sorted(data.files.items()) if Path(p).is_file()}
     checkpoint = None
@@ -185,6 +186,8 @@ def train_and_submit(
                      "fastai": fastai.__version__},
         **(record_extra or {}),
     }
+    if not devices.is_main():  # one of several processes: rank 0 writes the run
+        return RunResult(cv=cv, decoder=decoder, oof_score=oof_score, submission=Path(os.devnull), run_dir=run_dir)
     path = submit_run(comp, data, cv, decoder, df, record, run_dir, out)
     if checkpoint is not None:
         checkpoint.clear()  # the run is complete: nothing left to resume

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kit import devices
 from kit.commands import args as cargs
 from kit.commands.output import print_run
 from kit.errors import KitError
@@ -33,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image competitions: a pretrained weights file (or folder in torch hub / timm cache layout) "
                         "for the backbone (sets the weights parameter; default: $KIT_WEIGHTS, the caches, a "
                         "download)")
+    p.add_argument("--devices", type=int, default=1, metavar="N",
+                   help="nets: train each fold data-parallel in N processes, one per CUDA device (N CPU processes "
+                        "without a GPU); rank 0 writes the run (default 1; kit.devices)")
     p.add_argument("--skip-bad-images", action="store_true",
                    help="image competitions: drop unreadable training images, fill unreadable test rows from the "
                         "fold-ensemble prior (sets the skip_bad_images parameter)")
@@ -75,6 +79,9 @@ def _main(argv: Sequence[str] | None) -> int:
             raise KitError(f"--weights: competition {comp.name!r} has no backbone to load weights into")
         overrides["weights"] = str(args.weights.expanduser().resolve())
     run = prepare(comp, overrides=overrides, runs=args.runs)
+    devices.check(args.devices, run.comp, run.params)
+    if args.devices > 1 and not devices.distributed():
+        return devices.launch(args.devices, ["train", *(sys.argv[1:] if argv is None else argv)])
     result = train_and_submit(
         run.comp, cargs.data_dir(args, comp.name), run.params, seed=args.seed, n_folds=args.folds, out=args.out,
         runs=args.runs, progress=not args.quiet and sys.stdout.isatty(),
@@ -87,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `kit train`."""
     from kit.cli import run
 
-    return run(_main, argv)
+    return run(devices.rank_main(_main), argv)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from kit import learner
+from kit import devices, learner
 from kit.errors import DataError, KitError
 from kit.predictors import cpu_copy
 from kit.spec import Competition, FoldOutput
@@ -189,8 +189,8 @@ class VisionCompetition(Competition):
             if isinstance(src, np.ndarray):
                 cache[(which, size)] = ImageArray(resize_images(src, size))
             else:
-                cache[(which, size)] = load_images(src, size, cache_dir=self.cache_dir, workers=workers or None,
-                                                   progress=progress, name=which)
+                cache[(which, size)] = devices.rank0_first(load_images, src, size, cache_dir=self.cache_dir,
+                                                           workers=workers or None, progress=progress, name=which)
         arr = cache[(which, size)]
         if which == "train" and data.train_rows is not None:  # rows kept by `load`: their images must still decode
             new_bad = sorted(set(arr.bad) & set(np.asarray(data.train_rows).tolist()))
@@ -274,7 +274,7 @@ class VisionCompetition(Competition):
             log.warning("no pretrained weights for %s: training with fit_one_cycle instead of fine_tune", p["arch"])
         if p["schedule"] == "fine_tune" and pretrained:
             quiet = learn.no_bar() if not progress else contextlib.nullcontext()
-            with quiet, learn.no_logging():
+            with quiet, learn.no_logging(), devices.fit_context(learn):
                 learn.fine_tune(int(p["epochs"]), base_lr=float(p["lr"]), freeze_epochs=int(p["freeze_epochs"]),
                                 wd=float(p["wd"]), cbs=callbacks)
         else:
