@@ -76,6 +76,8 @@ class VisionCompetition(Competition):
     load_size: int | None = None  # the size `load` decodes images at (None: the preset's); see for_params
     inference_only: bool = False  # `load` decodes no training images (for_inference)
     load_workers: int = 0
+    # the run's skip_bad_images (for_params); False: `load` refuses a missing image file before decoding anything
+    skip_bad: bool | None = None
 
     def with_cache_dir(self, cache_dir: str | Path | None) -> VisionCompetition:
         """A copy of this competition whose decoded images are cached in `cache_dir` (this object is unchanged)."""
@@ -89,6 +91,7 @@ class VisionCompetition(Competition):
         p = self.resolve(params)
         other = copy.copy(self)
         other.load_size, other.load_workers = int(p["size"]), int(p["workers"])
+        other.skip_bad = bool(p["skip_bad_images"])
         return other
 
     def for_inference(self) -> VisionCompetition:
