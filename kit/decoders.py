@@ -236,7 +236,7 @@ class Temperature(Decoder):
 
         sign = -1.0 if metric.greater_is_better else 1.0
         z = self._logits(probs)
-        self.baseline_ = float(metric(y, self._scale(z, 1.0)))
+        self.baseline_ = float(metric(y, np.asarray(probs, dtype=np.float64)))  # T = 1: the input as it is
         lo, hi = np.log(self.BOUNDS[0]), np.log(self.BOUNDS[1])
         r = minimize_scalar(lambda t: sign * metric(y, self._scale(z, float(np.exp(t)))), bounds=(lo, hi),
                             method="bounded", options={"xatol": 1e-4})
@@ -260,6 +260,8 @@ class Temperature(Decoder):
         return e / e.sum(axis=1, keepdims=True)
 
     def apply(self, probs: np.ndarray) -> np.ndarray:
+        if self.temperature == 1.0:
+            return np.asarray(probs, dtype=np.float64)
         return self._scale(self._logits(probs), self.temperature)
 
     def summary(self) -> str:

@@ -120,9 +120,9 @@ def render(breed: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
         fur = np.where(((legs > 0) & (yy > cy + u * 0.5))[..., None] | (head * (yy > hy + hr * 0.2) > 0.3)[..., None],
                        second, fur)
     elif pattern == "speckle":
-        dots = (rng.random((h, w)) < 0.05).astype(np.float32)
-        dots = np.asarray(Image.fromarray((dots * 255).astype(np.uint8)).resize((w // 2 or 1, h // 2 or 1))
-                          .resize((w, h)), dtype=np.float32) / 255
+        grid = (max(2, h // 8), max(2, w // 8))  # ticks about 1/8 of the photo's side apart, a few pixels wide
+        dots = Image.fromarray(((rng.random(grid) < 0.25) * 255).astype(np.uint8)).resize((w, h), Image.BILINEAR)
+        dots = np.clip(np.asarray(dots, dtype=np.float32) / 255 * 1.6, 0, 1)
         fur = fur * (1 - dots[..., None]) + second * dots[..., None]
     elif pattern == "mask":
         muzzle = _ellipse(yy, xx, hy + hr * 0.2, hx + face * hr * 0.35, hr * 0.6, hr * 0.6, 0.2)
@@ -154,10 +154,10 @@ def _make_image(job: tuple[int, int, int, str, str]) -> None:
     atomic_write_bytes(Path(path), _jpeg(render(breed, max(h, 8), max(w, 8), rng), mode, int(rng.integers(80, 96))))
 
 
-def _labels(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Breed indices: unbalanced (as Kaggle's 59 to 126 per breed) with at least min(5, n // k) of each."""
+def _labels(n: int, weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Breed indices drawn with `weights`, at least min(5, n // k) of each."""
+    k = len(weights)
     base = min(5, n // k)
-    weights = rng.uniform(0.5, 1.5, k)
     extra = rng.choice(k, size=n - base * k, p=weights / weights.sum())
     return rng.permutation(np.concatenate([np.repeat(np.arange(k), base), extra]))
 
@@ -187,7 +187,8 @@ def generate(
     if n_test < 1:
         raise KitError(f"--n-test must be at least 1 (got {n_test})")
     rng = np.random.default_rng(seed)
-    y_train, y_test = _labels(n_train, len(names), rng), _labels(n_test, len(names), rng)
+    weights = rng.uniform(0.5, 1.5, len(names))  # unbalanced, as Kaggle's 59 to 126 photos per breed; test alike
+    y_train, y_test = _labels(n_train, weights, rng), _labels(n_test, weights, rng)
     train_ids, test_ids = _ids(seed, 0, n_train), _ids(seed, n_train, n_test)
     jobs = [(seed, i, size, names[y], str(out_dir / "train" / f"{train_ids[i]}.jpg")) for i, y in enumerate(y_train)]
     jobs += [(seed, n_train + i, size, names[y], str(out_dir / "test" / f"{test_ids[i]}.jpg"))
