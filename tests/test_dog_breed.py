@@ -149,6 +149,7 @@ def test_sandbox_entry_scores_by_log_loss(tmp_path: Path):
                 r"--skip-bad-images"),
     ("extra_test", r"\S+/test/{new}\.jpg: test image not in sample_submission\.csv"),
     ("breed", r"labels\.csv: row 4, column breed: breed 'dingo' is not a column of sample_submission\.csv"),
+    ("unseen", r"sample_submission\.csv: column 'chihuahua' is no breed of labels\.csv: nothing to learn it from"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(dog_dir: Path, workdir: Path, capsys, case, message):
     labels = pd.read_csv(dog_dir / "labels.csv")
@@ -157,9 +158,11 @@ def test_bad_input_is_one_line_and_writes_nothing(dog_dir: Path, workdir: Path, 
         (dog_dir / "train" / f"{labels['id'][3]}.jpg").unlink()
     elif case == "extra_test":
         shutil.copy(dog_dir / "train" / f"{labels['id'][0]}.jpg", dog_dir / "test" / f"{new}.jpg")
-    else:
+    elif case == "breed":
         labels.loc[2, "breed"] = "dingo"
         labels.to_csv(dog_dir / "labels.csv", index=False)
+    else:  # a sample column no training photo has: refused before training, not after
+        labels[labels["breed"] != "chihuahua"].to_csv(dog_dir / "labels.csv", index=False)
     rc = train_main(["--comp", NAME, "--data-dir", str(dog_dir), *TINY])
     err = capsys.readouterr().err.strip()
     assert rc == 3 and len(err.splitlines()) == 1, err

@@ -155,12 +155,17 @@ class ImageCsvCompetition(_ImageFiles):
         cols = [c for c in sample.columns if c != self.id_col]
         if len(cols) < 2 or self.target_col in cols:
             return
-        known = set(cols)
+        known, seen = set(cols), set()
         for i, v in enumerate(train[self.target_col].tolist()):
             for label in (str(v).split() if self.task.multi_label else [v]):
                 if isinstance(label, str) and label not in known:
                     raise DataError(f"{path}: row {i + 2}, column {self.target_col}: {self.target_col} {label!r} is "
                                     f"not a column of {sample_csv.name}")
+                seen.add(label)
+        unseen = [c for c in cols if c not in seen]
+        if unseen:  # said now, not after training, when the submission could not be written
+            raise DataError(f"{sample_csv}: column {unseen[0]!r} is no {self.target_col} of {path.name}"
+                            f"{f' (and {len(unseen) - 1} more)' if len(unseen) > 1 else ''}: nothing to learn it from")
 
     def read_classes(self, data_dir: Path) -> list | None:
         """The labels CSV's classes (no image is read)."""
