@@ -168,3 +168,14 @@ def test_bad_input_is_one_line_and_writes_nothing(dog_dir: Path, workdir: Path, 
     assert rc == 3 and len(err.splitlines()) == 1, err
     assert re.search(message.format(id3=labels["id"][3], new=new), err), err
     assert _nothing_written()
+
+
+def test_photos_mirror_left_right_only_and_the_search_space_is_valid():
+    import optuna
+
+    a = COMP.augment(COMP.params({"preset": "cpu"}))
+    assert a.flip and not (a.vflip or a.rot90) and a.tta_views(8) == [0, 1]  # a dog upside down is no photo
+    trial = optuna.trial.FixedTrial({"lr": 1e-3, "aug": 0.1, "geometric": True, "wd": 0.01, "dropout": 0.2,
+                                     "epochs": 12, "size": 64, "width": 16, "mixup": 0.2, "label_smoothing": 0.0,
+                                     "progressive": 0.5})
+    COMP.check_params(COMP.params(COMP.search_space(trial)))
