@@ -179,3 +179,22 @@ def test_photos_mirror_left_right_only_and_the_search_space_is_valid():
                                      "epochs": 12, "size": 64, "width": 16, "mixup": 0.2, "label_smoothing": 0.0,
                                      "progressive": 0.5})
     COMP.check_params(COMP.params(COMP.search_space(trial)))
+
+
+@pytest.mark.parametrize("mode, fmt", [("RGB", "JPEG"), ("L", "JPEG"), ("CMYK", "JPEG"), ("RGB", "PNG"),
+                                       ("RGBA", "PNG"), ("P", "PNG"), ("I;16", "PNG")])
+def test_any_mode_and_size_decodes_to_rgb_at_the_run_size(tmp_path: Path, mode: str, fmt: str):
+    color = (180, 60, 40)
+    im = Image.new("RGB", (77, 41), color)
+    if mode == "I;16":  # 16-bit grayscale: 0..65535, so Pillow's own conversion would clip it to white
+        gray = round(0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2])
+        im = Image.fromarray(np.full((41, 77), gray * 257, dtype=np.uint16))
+    elif mode == "P":
+        im = im.convert("P", palette=Image.Palette.ADAPTIVE)
+    elif mode != "RGB":
+        im = im.convert(mode)
+    path = tmp_path / f"photo.{fmt.lower()}"
+    im.save(path, format=fmt)
+    x = decode_image(path, 32).astype(int)
+    want = np.array(color) if mode not in ("L", "I;16") else np.full(3, round(np.dot(color, [0.299, 0.587, 0.114])))
+    assert x.shape == (32, 32, 3) and np.abs(x - want).max() <= 6, (mode, x[0, 0])
