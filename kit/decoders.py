@@ -212,7 +212,79 @@ class PerClassThresholds(Decoder):
         return obj
 
 
-BUILTIN: dict[str, type[Decoder]] = {c.kind: c for c in (Identity, Argmax, Threshold, PerClassThresholds)}
+class Temperature(Decoder):
+    """Temperature scaling of class probabilities (Guo et al. 2017), one scalar T chosen on OOF.
+
+    Calibrated probabilities are softmax(log p / T) (binary, one column: sigmoid(logit p / T)): T > 1 softens
+    an overconfident model, T < 1 sharpens a timid one; the argmax never changes. `fit` minimises the metric
+    (log loss) over log T in [log 0.05, log 20] with scipy's bounded Brent search (`minimize_scalar`), and keeps
+    T = 1 unless that improves the OOF metric, so it never makes OOF worse than the probabilities as they are.
+    """
+
+    kind = "temperature"
+    EPS: ClassVar[float] = 1e-15  # Kaggle's log-loss clipping: log p stays finite for a probability of 0
+    BOUNDS: ClassVar[tuple[float, float]] = (0.05, 20.0)
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        if not temperature > 0:
+            raise KitError(f"temperature must be > 0 (got {temperature})")
+        self.temperature = float(temperature)
+        self.baseline_: float | None = None
+
+    def fit(self, y: np.ndarray, probs: np.ndarray, metric: Metric, classes: list | None = None) -> Temperature:
+        from scipy.optimize import minimize_scalar
+
+        sign = -1.0 if metric.greater_is_better else 1.0
+        z = self._logits(probs)
+        self.baseline_ = float(metric(y, np.asarray(probs, dtype=np.float64)))  # T = 1: the input as it is
+        lo, hi = np.log(self.BOUNDS[0]), np.log(self.BOUNDS[1])
+        r = minimize_scalar(lambda t: sign * metric(y, self._scale(z, float(np.exp(t)))), bounds=(lo, hi),
+                            method="bounded", options={"xatol": 1e-4})
+        t = float(np.exp(r.x))
+        score = float(metric(y, self._scale(z, t)))
+        self.temperature = t if sign * score < sign * self.baseline_ else 1.0
+        self.score_ = score if self.temperature != 1.0 else self.baseline_
+        return self
+
+    @classmethod
+    def _logits(cls, probs: np.ndarray) -> np.ndarray:
+        p = np.clip(np.asarray(probs, dtype=np.float64), cls.EPS, 1 - cls.EPS)
+        return np.log(p / (1 - p)) if p.ndim == 1 else np.log(p)
+
+    @staticmethod
+    def _scale(z: np.ndarray, t: float) -> np.ndarray:
+        if z.ndim == 1:
+            return 1.0 / (1.0 + np.exp(-z / t))
+        s = z / t
+        e = np.exp(s - s.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def apply(self, probs: np.ndarray) -> np.ndarray:
+        if self.temperature == 1.0:
+            return np.asarray(probs, dtype=np.float64)
+        return self._scale(self._logits(probs), self.temperature)
+
+    def summary(self) -> str:
+        base = f" ({self.baseline_:.4f} at T=1)" if self.baseline_ is not None else ""
+        return f"{self._score():.4f} at temperature {self.temperature:.3f}{base}"
+
+    def report(self, metric: Metric | str) -> list[str]:
+        lines = [f"OOF {metric} of the probabilities as they are (T=1): {self.baseline_:.4f}"] \
+            if self.baseline_ is not None else []
+        return lines + [f"OOF {metric} at temperature {self.temperature:.3f}: {self._score():.4f}"]
+
+    def _state(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "score_at_1": self.baseline_}
+
+    @classmethod
+    def _from_state(cls, d: dict[str, Any]) -> Temperature:
+        obj = cls(float(d.get("temperature", 1.0)))
+        obj.baseline_ = d.get("score_at_1")
+        return obj
+
+
+BUILTIN: dict[str, type[Decoder]] = {c.kind: c for c in (Identity, Argmax, Threshold, PerClassThresholds,
+                                                            Temperature)}
 
 
 def from_json(d: dict[str, Any]) -> Decoder:

@@ -92,6 +92,15 @@ class SubmissionFormat:
             return cls("labels", **common, allowed=frozenset(norm_label(c) for c in allowed) if allowed else None)
         if classes is not None and len(cols) == len(names) and set(cols) == names:
             return cls("probs" if metric.takes_probs else "indicators", **common)
+        if len(cols) > 1 and comp.target_col not in cols and names & set(cols):
+            # a wide sample whose columns are nearly the classes: name the one that does not match
+            missing = [c for c in classes if str(c) not in set(cols)]
+            if missing:
+                raise DataError(f"{where}: no column {str(missing[0])!r} for the training labels' class "
+                                f"{show(missing[0])} ({len(missing)} class(es) missing of {len(names)})")
+            extra = [c for c in cols if c not in names]
+            raise DataError(f"{where}: column {extra[0]!r} is not a class of the training labels "
+                            f"({len(extra)} such column(s))")
         expected = f"[{comp.id_col}, {comp.target_col}]"
         wide = f"[{comp.id_col}, " + ", ".join(sorted(names)) + "]" if names else "one column per class"
         raise DataError(f"{where}: columns {list(sample_columns)} match neither a label submission {expected} nor a "

@@ -246,6 +246,10 @@ class Multiclass(_SingleLabel):
         return np.asarray(probs).argmax(axis=1)
 
     def default_decoder(self, metric: Metric) -> decoders.Decoder:
+        # log loss pays for calibration, which nets and boosted trees rarely have out of the box: one temperature
+        # fitted on OOF (kept at 1 unless it helps) costs nothing else; other probability metrics (AUC) as they are
+        if metric.name == "logloss":
+            return decoders.Temperature()
         return decoders.Identity() if metric.takes_probs else decoders.Argmax()
 
 

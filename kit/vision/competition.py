@@ -51,6 +51,8 @@ class VisionCompetition(Competition):
     load_size: int | None = None  # the size `load` decodes images at (None: the preset's); see for_params
     inference_only: bool = False  # `load` decodes no training images (for_inference)
     load_workers: int = 0
+    # the run's skip_bad_images (for_params); False: `load` refuses a missing image file before decoding anything
+    skip_bad: bool | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -70,6 +72,7 @@ class VisionCompetition(Competition):
         p = self.resolved(params)
         other = copy.copy(self)
         other.load_size, other.load_workers = int(p["size"]), int(p["workers"])
+        other.skip_bad = bool(p["skip_bad_images"])
         return other
 
     def for_inference(self) -> VisionCompetition:

@@ -53,6 +53,9 @@ class _ImageFiles(VisionCompetition):
     train_images: ClassVar[str] = "train"
     test_images: ClassVar[str | list[str]] = "test"
     image_ext: ClassVar[str] = ".jpg"  # appended to an id to name its file ("" when the ids carry it)
+    # True: the sample lists the whole test folder (Kaggle's usual layout), so an image there that it does not
+    # name means the files do not belong together, and is refused
+    test_folder_is_sample: ClassVar[bool] = False
 
     def _folder(self, data_dir: Path, name: str, hint: str) -> Path:
         d = data_dir / name
@@ -74,12 +77,34 @@ class _ImageFiles(VisionCompetition):
             name = f"{i}{self.image_ext}"
             hit = next((f / name for f in folders if (f / name).is_file()), folders[0] / name)
             out.append(str(hit))
+        if self.test_folder_is_sample:
+            named = {f"{i}{self.image_ext}" for i in ids}
+            extra = sorted(p for f in folders for p in f.iterdir()
+                           if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in named)
+            if extra:
+                raise DataError(f"{extra[0]}: test image not in {self.sample_file}"
+                                f"{f' (and {len(extra) - 1} more)' if len(extra) > 1 else ''}: the sample's "
+                                f"{self.id_col} column lists the test set")
         return out
+
+    def _check_present(self, paths: list[str], where: Path, what: str) -> None:
+        """Before decoding anything: a listed image file that is not there is one line, unless skip_bad_images."""
+        if self.skip_bad is not False:
+            return
+        missing = [i for i, p in enumerate(paths) if not Path(p).is_file()]
+        if missing:
+            i = missing[0]
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise DataError(f"{where}: row {i + 2}, column {self.id_col}: image {paths[i]} not found{more}; add it, "
+                            f"or pass --skip-bad-images to {what}")
 
     def _decode(self, train: pd.DataFrame, test: pd.DataFrame, sample: pd.DataFrame, y: np.ndarray,
                 classes: list | None, files: dict[str, Path], data_dir: Path) -> ImageData:
         """Decode every image once (cached); bad training rows are left out and listed, bad test rows listed."""
         sources = {"train": train["path"].tolist(), "test": test["path"].tolist()}
+        if not self.inference_only:
+            self._check_present(sources["train"], files["train"], "leave such rows out of training")
+        self._check_present(sources["test"], files["sample"], "fill such rows from the fold-ensemble prior")
         size, bars = self.decode_size(), sys.stderr.isatty()
         probe = ImageData(train=train, test=test, sample=sample, y=y, files={}, sources=sources)
         imgs_train = (ImageArray(np.zeros((0, size, size, 3), np.uint8)) if self.inference_only
@@ -117,12 +142,30 @@ class ImageCsvCompetition(_ImageFiles):
         hint = self.data_hint(data_dir)
         train, train_csv = self._labels(data_dir, hint)
         sample, sample_csv = self._sample(data_dir, hint)
+        self._check_sample_columns(train, train_csv, sample, sample_csv)
         y, classes = self.task.encode(train[self.target_col], str(train_csv))
         folder = self._folder(data_dir, self.train_images, hint)
         train = train[[self.id_col]].assign(path=[str(folder / f"{i}{self.image_ext}") for i in train[self.id_col]])
         test = sample[[self.id_col]].copy()
         test["path"] = self._test_paths(data_dir, test[self.id_col].tolist(), hint)
         return self._decode(train, test, sample, y, classes, {"train": train_csv, "sample": sample_csv}, data_dir)
+
+    def _check_sample_columns(self, train: pd.DataFrame, path: Path, sample: pd.DataFrame, sample_csv: Path) -> None:
+        """A wide sample (one column per class): a label that has no column there is named by its row."""
+        cols = [c for c in sample.columns if c != self.id_col]
+        if len(cols) < 2 or self.target_col in cols:
+            return
+        known, seen = set(cols), set()
+        for i, v in enumerate(train[self.target_col].tolist()):
+            for label in (str(v).split() if self.task.multi_label else [v]):
+                if isinstance(label, str) and label not in known:
+                    raise DataError(f"{path}: row {i + 2}, column {self.target_col}: {self.target_col} {label!r} is "
+                                    f"not a column of {sample_csv.name}")
+                seen.add(label)
+        unseen = [c for c in cols if c not in seen]
+        if unseen:  # said now, not after training, when the submission could not be written
+            raise DataError(f"{sample_csv}: column {unseen[0]!r} is no {self.target_col} of {path.name}"
+                            f"{f' (and {len(unseen) - 1} more)' if len(unseen) > 1 else ''}: nothing to learn it from")
 
     def read_classes(self, data_dir: Path) -> list | None:
         """The labels CSV's classes (no image is read)."""

@@ -30,7 +30,7 @@ from kit.io import show
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when decoding changes, so old caches are not reused
+CACHE_VERSION = 2  # bump when decoding changes, so old caches are not reused
 
 
 # ---- decoding and the image cache ---------------------------------------------------------------------
@@ -41,6 +41,11 @@ def decode_image(path: str | Path, size: int) -> np.ndarray:
     with Image.open(path) as im:
         if im.format == "JPEG":
             im.draft("RGB", (size, size))  # decode at 1/2, 1/4 or 1/8 scale when that still covers `size`
+        if im.mode in ("I", "F") or im.mode.startswith("I;16"):  # 16-bit PNG/TIFF: Pillow would clip to white
+            a = np.asarray(im, dtype=np.float64)
+            if im.mode.startswith("I;16") or (im.mode == "I" and a.max(initial=0) > 255):
+                a = a / 257.0
+            im = Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8))  # mode L
         im = im.convert("RGB")  # grayscale, palette, CMYK and RGBA (alpha dropped) all become RGB
         if im.size != (size, size):
             im = im.resize((size, size), Image.BILINEAR, reducing_gap=2.0)
