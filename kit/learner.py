@@ -98,7 +98,8 @@ def make_learner(
     dls: DataLoaders,
     model: nn.Module,
     task: Task,
-    params: dict[str, Any],
+    lr: float,
+    wd: float,
     cbs: list[Callback] | None = None,
     metrics: list | None = None,
     loss_func: Any = None,
@@ -111,8 +112,8 @@ def make_learner(
         model.to(dls.device),
         loss_func=loss_func if loss_func is not None else task.loss(),
         opt_func=opt_func,
-        lr=float(params.get("lr", 1e-3)),
-        wd=float(params.get("wd", 0.0)),
+        lr=float(lr),
+        wd=float(wd),
         metrics=metrics or [],
         cbs=cbs or [],
     )
@@ -147,17 +148,17 @@ def competition_metric(comp: Competition, scaler: TargetScaler | None = None) ->
     return AccumMetric(score, flatten=False, to_np=False, name=str(comp.metric))
 
 
-def fit(learn: Learner, params: dict[str, Any], cbs: list[Callback] | None = None, progress: bool = True,
-        schedule: str = "one_cycle") -> None:
-    """`fit_one_cycle` (or `fit_flat_cos`) for `params['epochs']` epochs at `params['lr']` (fastai's bars unless
-    progress=False); under fastai's `distrib_ctx` when the run has several processes (kit.devices)."""
-    epochs = int(params.get("epochs", 1))
+def fit(learn: Learner, epochs: int, lr: float, wd: float | None, cbs: list[Callback] | None = None,
+        progress: bool = True, schedule: str = "one_cycle") -> None:
+    """`fit_one_cycle` (or `fit_flat_cos`) for `epochs` epochs at `lr` (fastai's bars unless progress=False); under
+    fastai's `distrib_ctx` when the run has several processes (kit.devices)."""
+    epochs = int(epochs)
     quiet = learn.no_bar() if not progress else contextlib.nullcontext()
     with quiet, learn.no_logging(), devices.fit_context(learn):
         if schedule == "flat_cos":
-            learn.fit_flat_cos(epochs, lr=float(params.get("lr", 1e-3)), wd=params.get("wd"), cbs=cbs)
+            learn.fit_flat_cos(epochs, lr=float(lr), wd=wd, cbs=cbs)
         else:
-            learn.fit_one_cycle(epochs, lr_max=float(params.get("lr", 1e-3)), wd=params.get("wd"), cbs=cbs)
+            learn.fit_one_cycle(epochs, lr_max=float(lr), wd=wd, cbs=cbs)
 
 
 def history(learn: Learner) -> list[dict]:

@@ -173,8 +173,12 @@ class _SingleLabel(Task):
 
     def check_folds(self, y: np.ndarray, n_folds: int) -> None:
         counts = np.bincount(np.asarray(y, dtype=np.int64))
-        if counts[counts > 0].min() < n_folds:
-            raise KitError(f"a class has {counts[counts > 0].min()} rows, fewer than {n_folds} folds")
+        present = np.flatnonzero(counts)
+        k = int(present[counts[present].argmin()])
+        if counts[k] < n_folds:
+            fix = f"pass --folds {counts[k]} or fewer, or merge" if counts[k] >= 2 else "merge or drop"
+            raise KitError(f"class {k} (of the sorted training labels) has {counts[k]} rows, fewer than {n_folds} "
+                           f"folds: {fix} the rare classes")
 
 
 class Binary(_SingleLabel):

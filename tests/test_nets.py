@@ -149,10 +149,10 @@ def test_chosen_epoch_restores_the_best_validation_weights():
     x = rng.normal(size=(200, 3)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.float32)
     dls, _ = learner.tensor_dataloaders(x[:150], y[:150], x[150:], y[150:], x[:0], 32, Binary())
-    learn = learner.make_learner(dls, TabularMLP(3, [], 1, 16, 1, 0.0, "none"), Binary(), {"lr": 0.5})
+    learn = learner.make_learner(dls, TabularMLP(3, [], 1, 16, 1, 0.0, "none"), Binary(), 0.5, 0.0)
     best = BestEpoch()
     learner.seed_everything(0)
-    learner.fit(learn, {"epochs": 8, "lr": 0.5}, cbs=[best], progress=False)  # a large lr: epochs get worse
+    learner.fit(learn, 8, 0.5, None, cbs=[best], progress=False)  # a large lr: epochs get worse
     losses = [h["valid_loss"] for h in learner.history(learn)]
     assert best.chosen_epoch == int(np.argmin(losses))
     assert learn.validate()[0] == pytest.approx(min(losses), rel=1e-5)

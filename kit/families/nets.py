@@ -94,10 +94,10 @@ def fit_seed_mlp(comp: Any, data: Data, train_idx: np.ndarray, valid_idx: np.nda
     for m in range(p.n_models):
         learner.seed_everything(seed + 1000 * m)
         dls, _ = learner.tensor_dataloaders(x_train, y_train, x_valid, y_valid, x_valid[:0], bs, comp.task)
-        learn = learner.make_learner(dls, comp.model(x_train.shape[1], n_out, params), comp.task, params,
+        learn = learner.make_learner(dls, comp.model(x_train.shape[1], n_out, params), comp.task, p.lr, p.wd,
                                      metrics=[learner.competition_metric(comp, scaler)])
         # pruning callbacks watch the first model only: later ones would report the same epochs again
-        learner.fit(learn, params, cbs=callbacks if m == 0 else None, progress=progress)
+        learner.fit(learn, epochs, p.lr, p.wd, cbs=callbacks if m == 0 else None, progress=progress)
         hist = hist or learner.history(learn)  # before predicting: get_preds resets the Recorder
         valid.append(scaler.inverse(learner.predict(learn, dls.valid, comp.task)))
         models.append(cpu_copy(learn.model))

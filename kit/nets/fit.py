@@ -117,7 +117,6 @@ def fit_fold(
     n_out = comp.task.n_outputs(data.y, data.classes)
     bs = int(p.bs) or auto_batch_size(len(train_idx))
     epochs = int(p.epochs) or auto_epochs(len(train_idx), bs)
-    fit_params = {**params, "bs": bs, "epochs": epochs}
     loss = comp.task.loss(smoothing(comp, p))
     if kind == "tabm":
         loss = EnsembleLoss(loss)
@@ -125,12 +124,12 @@ def fit_fold(
     for m in range(int(p.n_models)):
         learner.seed_everything(seed + 1000 * m)
         dls, _ = learner.tensor_dataloaders(x_train, y_train, x_valid, y_valid, x_valid[:0], bs, comp.task)
-        learn = learner.make_learner(dls, build(kind, enc, n_out, comp, p), comp.task, fit_params,
+        learn = learner.make_learner(dls, build(kind, enc, n_out, comp, p), comp.task, p.lr, p.wd,
                                      metrics=[learner.competition_metric(comp, scaler)], loss_func=loss,
                                      opt_func=learner.torch_adamw)
         best = BestEpoch()
         cbs = [best, *(callbacks or [])] if m == 0 else [best]  # pruning watches the first model only
-        learner.fit(learn, fit_params, cbs=cbs, progress=progress, schedule=p.schedule)
+        learner.fit(learn, epochs, p.lr, p.wd, cbs=cbs, progress=progress, schedule=p.schedule)
         hist = hist or learner.history(learn)
         valid.append(scaler.inverse(learner.predict(learn, dls.valid, comp.task)))
         models.append(cpu_copy(learn.model))

@@ -281,7 +281,7 @@ class VisionCompetition(Competition):
                 learn.fine_tune(int(p["epochs"]), base_lr=float(p["lr"]), freeze_epochs=int(p["freeze_epochs"]),
                                 wd=float(p["wd"]), cbs=callbacks)
         else:
-            learner.fit(learn, p, cbs=callbacks, progress=progress)
+            learner.fit(learn, int(p["epochs"]), float(p["lr"]), float(p["wd"]), cbs=callbacks, progress=progress)
         hist = learner.history(learn)  # before predicting: get_preds resets the Recorder
         views = self.augment(p).tta_views(int(p["tta"]))
         valid = scaler.inverse(tta_mean(lambda dl: learner.predict(learn, dl, task), x_train, rows[valid_idx], stats,
