@@ -31,13 +31,10 @@ NET_CONSTRAINTS: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
-class MLPParams(Params):
-    """The mlp family's: the modern net's defaults (chosen on bench/tabular.py's choice tables, reported on
-    others in bench/results/tabular.md); `arch=seed` reads the seeds' MLP's keys (SEED_PARAMS) from the same."""
+class NetParams(Params):
+    """What the modern MLP and TabM share: optimiser, schedule, inputs and target (the modern net's defaults,
+    chosen on bench/tabular.py's choice tables, reported on others in bench/results/tabular.md)."""
 
-    arch: str = "auto"
-    width: int = 256
-    depth: int = 3
     lr: float = 6e-3
     wd: float = 1e-4
     dropout: float = 0.1
@@ -54,6 +51,18 @@ class MLPParams(Params):
     max_levels: int = 1000
     target_encode: bool = True
 
+    _parameter_constraints: ClassVar = NET_CONSTRAINTS
+
+
+@dataclass(frozen=True)
+class MLPParams(NetParams):
+    """The mlp family's: the modern net's shape; `arch=seed` reads the seeds' MLP's keys (SEED_PARAMS) from the
+    same names."""
+
+    arch: str = "auto"
+    width: int = 256
+    depth: int = 3
+
     _parameter_constraints: ClassVar = {"arch": Options(*ARCHS), **NET_CONSTRAINTS}
 
 
@@ -69,7 +78,7 @@ SEED_PARAMS: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
-class TabMParams(Params):
+class TabMParams(NetParams):
     """TabM's (kit.nets.modules.TabM on the `tabm` package's BatchEnsemble): k=8 heads of 2 x 128 (every head
     sees every row, so a step costs k times an MLP of that width: the paper's 32 x 512 is ~30x the modern MLP's
     cost on a CPU), the same inputs and schedule as the modern MLP."""
@@ -77,20 +86,5 @@ class TabMParams(Params):
     width: int = 128
     depth: int = 2
     k: int = 8
-    lr: float = 6e-3
-    wd: float = 1e-4
-    dropout: float = 0.1
-    epochs: int = 0
-    bs: int = 0
-    n_models: int = 1
-    num_transform: str = "quantile"
-    num_emb: str = "periodic"
-    d_emb: int = 16
-    emb_scale: float = 0.3
-    label_smoothing: float = 0.1
-    schedule: str = "one_cycle"
-    target_transform: str = "auto"
-    max_levels: int = 1000
-    target_encode: bool = True
 
     _parameter_constraints: ClassVar = {"k": POSITIVE, **NET_CONSTRAINTS}
