@@ -21,7 +21,7 @@ COMP ?= titanic
 ARGS ?=
 
 .PHONY: help setup test lint check-readme titanic bench-titanic bench-contract bench-tabular bench-init clean download submit demo demo-code tune test-distributed bench-tune bench-tune-nested
-.PHONY: planet planet-demo bench-planet bench-vision digits digits-demo keypoints keypoints-demo
+.PHONY: planet planet-demo bench-planet bench-vision bench-techniques digits digits-demo keypoints keypoints-demo
 
 help:
 	@echo "make titanic [DATA=dir]   train the Titanic MLP with 5-fold CV and write a submission"
@@ -45,6 +45,7 @@ help:
 	@echo "make planet-demo          generate Planet-format tiles, train the cpu preset, print held-out F2"
 	@echo "make bench-planet         Planet cpu preset on 4,000/1,500 generated tiles -> bench/results/planet.md"
 	@echo "make bench-vision         digit-recognizer vs SVC, facial-keypoints vs ridge on PCA -> bench/results/vision.md (ARGS='--only digits')"
+	@echo "make bench-techniques     MixUp / CutMix / label smoothing / progressive resizing, A/B on the same folds -> bench/results/vision-techniques.md (ARGS='--only digits')"
 	@echo "make digits [DATA=dir] [PRESET=cpu|gpu]     Digit Recognizer CNN, 5-fold CV, submission"
 	@echo "make keypoints [DATA=dir] [PRESET=cpu|gpu]  Facial Keypoints CNN (masked MSE), 5-fold CV, submission"
 	@echo "make digits-demo / keypoints-demo           the same offline, on generated data (runs/<name>-demo/)"
@@ -129,6 +130,9 @@ bench-planet: setup
 
 bench-vision: setup
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python bench/vision.py $(ARGS)
+
+bench-techniques: setup
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python bench/techniques.py $(ARGS)
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

@@ -517,6 +517,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"# Vision benchmark ({a.preset} presets): kit vs scikit-learn baselines on the same folds",
         "",
+        "Chapter 7's techniques (MixUp, CutMix, label smoothing, progressive resizing), each A/B against the cpu "
+        "preset on the same folds: [vision-techniques.md](vision-techniques.md) (`make bench-techniques`).",
+        "",
         f"- date: {started.strftime('%Y-%m-%d %H:%M UTC')}; total wall time {wall:.0f} s",
         f"- command: `{cmd}` (`make bench-vision ARGS='...'`)",
         f"- machine: {cpu_model()}, {n_cores} cores ({usable} usable); device {vision.describe_device(device)}; "
