@@ -1,7 +1,7 @@
 """Chapter 7's techniques, A/B on the same folds: each competition's cpu preset with a technique off (A) and on (B).
 
 Issue 18 part 2's proof. For every competition where a technique applies, A is the cpu preset with every
-technique off (mixup, cutmix, label_smoothing, progressive = 0; the cpu presets have them off) and B is A with
+technique off (mixup, cutmix, label_smoothing, progressive = 0, whatever the preset declares) and B is A with
 one technique on; A is trained once and every B is paired with it. Both see the same folds
 (`make_folds(comp.task, data.y, folds, seed)`) and the same training seed per fold (`cross_validate`'s
 seed + k), at the preset's settings otherwise; differences are per fold, B − A, with the standard error of their
