@@ -62,8 +62,11 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 	@echo "set up; put kit on PATH in each new shell with: source $(VENV)/bin/activate"
 
+# The suite's tests are mostly one-core subprocesses (kit commands, notebooks, the sandbox): one pytest worker
+# per core, each test file on one worker (its module fixtures built once); TEST_JOBS=0 runs it in one process.
+TEST_JOBS ?= 2
 test: setup
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile) $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check kit competitions tests bench
