@@ -118,11 +118,6 @@ def submit_run(comp: Competition, data: Data, cv: CVResult, decoder: Decoder, su
     return path
 
 
-def under_runs(comp: Competition, runs: Path) -> Competition:
-    """`comp` with its caches (decoded images) under `runs/<comp>/cache`: a copy, the registry's object unchanged."""
-    return comp.with_cache_dir(cache_dir(comp, runs))
-
-
 def train_and_submit(
     comp: Competition,
     data_dir: Path,
@@ -139,7 +134,7 @@ def train_and_submit(
     """Cross-validate `params`, choose the decoding on OOF, decode the fold-mean test predictions and write
     a validated submission whose sidecar records CV scores, params, seed, commit and input hashes.
     Pass `data`/`cv` to reuse what a caller (e.g. tuning) already computed. Caches go under `runs`."""
-    comp = under_runs(comp, runs).for_params(params)
+    comp = comp.with_cache_dir(cache_dir(comp, runs)).for_params(params)  # a copy: the registry's unchanged
     comp.check_params(params)
     data = data if data is not None else devices.rank0_first(comp.load, Path(data_dir))
     commit = git_commit()

@@ -6,9 +6,6 @@ import argparse
 from pathlib import Path
 
 from kit.errors import KitError
-from kit.params import parse_overrides
-
-__all__ = ["parse_overrides"]  # `--set` parsing lives with the parameters (kit.params)
 
 
 def add_comp(p: argparse.ArgumentParser) -> None:

@@ -13,6 +13,7 @@ from kit import devices
 from kit.commands import args as cargs
 from kit.commands.output import print_run
 from kit.errors import KitError
+from kit.params import parse_overrides
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +70,7 @@ def _main(argv: Sequence[str] | None) -> int:
     overrides: dict[str, Any] = {}
     if args.params is not None:
         overrides.update(read_params_file(args.params))
-    overrides.update(cargs.parse_overrides(args.overrides, comp.default_params))
+    overrides.update(parse_overrides(args.overrides, comp.default_params))
     if args.skip_bad_images:
         if "skip_bad_images" not in comp.default_params:
             raise KitError(f"--skip-bad-images: competition {comp.name!r} has no images to skip")

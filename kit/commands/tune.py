@@ -19,6 +19,7 @@ import optuna
 
 from kit.commands import args as cargs
 from kit.errors import KitError
+from kit.params import parse_overrides
 from kit.tune.objective import default_trial, probe_search_space
 from kit.tune.selection import choose_trial, cv_confirm  # noqa: F401  (choose_trial: bench/ and tests import it here)
 from kit.tune.storage import default_url, masked
@@ -152,7 +153,7 @@ def _main(argv: Sequence[str] | None) -> int:
     cargs.set_threads(args.threads)
     data_dir = cargs.data_dir(args, comp.name)
     # everything that can be wrong is checked before the storage is opened, so bad input leaves the study untouched
-    fixed = cargs.parse_overrides(args.overrides, comp.default_params)
+    fixed = parse_overrides(args.overrides, comp.default_params)
     comp = prepare(comp, overrides=fixed, runs=args.runs).comp  # image competitions decode at a --set size once
     data = comp.load(data_dir)
     make_folds(comp.task, data.y, args.folds or comp.n_folds, args.seed, comp.fold_groups(data))
