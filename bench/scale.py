@@ -11,12 +11,15 @@ peak resident memory (`wait4`'s ru_maxrss) are its own:
 - `hand lightgbm`: the loop a Kaggler writes by hand — pandas.read_csv, categories as pandas categories of the
   training fold, `LGBMClassifier` with kit's LightGBM defaults, early stopping on the validation fold, the test
   predicted by every fold and averaged, a submission written — on the SAME folds (read from kit's run folder);
-- `kit <family>` for the other families asked for (`--families mlp tabm ...`), each on its own.
+- `kit <family>` for the other families asked for (`--families mlp tabm ...`), each on its own;
+- with `--bad-input`, the issue's bad inputs written into copies of the table (a cut-off last line, text in a
+  numeric test column, a 100,000-level categorical, an all-NaN column, a constant column, an inf in a regression
+  target): `kit train` on each, its exit status, what it said in one line, and that a refused run wrote nothing.
 
 Targets (issue 17 part 3): kit's LightGBM at most 1.3x the hand-written loop; the net's 5 folds within 4x
 LightGBM's time.
 
-Usage: python bench/scale.py [--rows 500000] [--families mlp] [--out bench/results/scale.md]
+Usage: python bench/scale.py [--rows 500000] [--families mlp] [--bad-input] [--out bench/results/scale.md]
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -34,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from machine import cpu_model, load_text, versions
-from tabular import GENERATED, Table, write_table
+from tabular import FOLDS, GENERATED, TEMPLATE, Table, write_table
 
 ROOT = Path(__file__).resolve().parents[1]
 LIGHTGBM = {"n_estimators": 3000, "learning_rate": 0.03, "num_leaves": 15, "min_child_samples": 20,
@@ -91,6 +95,88 @@ def read_only(name: str, data_dir: Path) -> None:
           "(the rest of the wall time: starting Python and importing kit)")
 
 
+LGBM = ["--model", "lightgbm", "--set", "n_estimators=30"]
+BAD = (  # (case, how the copy differs, the model and overrides, what kit must do, what its line must name)
+    ("cut", "train.csv cut off in the middle of its last row", LGBM, "refused", "cut off"),
+    ("text", "test.csv: 'n/a?' in numeric column x0, 78 % of the way down", LGBM, "refused", "column x0"),
+    ("inf", "a regression target (x1 of the table) with inf in one row", LGBM, "refused", "column target"),
+    ("levels", "a categorical column with 100,000 levels", LGBM, "handled", "column user"),
+    ("levels", "the same, the modern MLP (1 epoch)", ["--model", "mlp", "--set", "epochs=1"], "handled", "column user"),
+    ("empty", "an all-NaN column", LGBM, "handled", "column empty"),
+    ("constant", "a constant column", LGBM, "handled", "column const"),
+)
+QUICK = ["--folds", "2"]  # the handled cases train briefly (30 trees, 1 epoch): they show handling, not scores
+
+
+def bad_copy(case: str, data_dir: Path, root: Path, table: Table) -> str:
+    """Kaggle's files of `case` under root/data/<name>, its competition under root/comps/<name>; the name."""
+    name = f"{table.name}_{case}"
+    out = root / "data" / name
+    if out.is_dir():
+        return name
+    out.mkdir(parents=True)
+    train, test = pd.read_csv(data_dir / "train.csv"), pd.read_csv(data_dir / "test.csv")
+    sample = pd.read_csv(data_dir / "sample_submission.csv")
+    feats = [c for c in train.columns if c not in ("id", "target")]
+    cats, task, metric = list(table.categorical), table.task, table.metric
+    rng = np.random.default_rng(0)
+    if case == "text":
+        test["x0"] = test["x0"].astype(object)
+        test.loc[int(len(test) * 0.78), "x0"] = "n/a?"
+    elif case == "inf":
+        task, metric = "regression", "rmse"
+        train["target"] = train["x1"]
+        train.loc[int(len(train) * 0.31), "target"] = np.inf
+        feats.remove("x1")
+        train, test = train.drop(columns="x1"), test.drop(columns="x1")
+        sample["target"] = 0.0
+    elif case == "levels":
+        for df in (train, test):
+            df["user"] = np.char.add("u", rng.integers(0, 100_000, len(df)).astype(str))
+        feats.append("user")
+        cats.append("user")
+    elif case == "empty":
+        train["empty"], test["empty"] = np.nan, np.nan
+        feats.append("empty")
+    elif case == "constant":
+        train["const"], test["const"] = 7.0, 7.0
+        feats.append("const")
+    train.to_csv(out / "train.csv", index=False)
+    test.to_csv(out / "test.csv", index=False)
+    sample.to_csv(out / "sample_submission.csv", index=False)
+    if case == "cut":
+        raw = (out / "train.csv").read_bytes()
+        (out / "train.csv").write_bytes(raw[: raw.rindex(b",", 0, len(raw) - 20)])
+    numeric = [c for c in feats if c not in cats]
+    pkg = root / "comps" / name
+    pkg.mkdir(parents=True)
+    cls = "".join(p.capitalize() for p in name.split("_"))
+    (pkg / "__init__.py").write_text(TEMPLATE.format(name=name, cls=cls, task=task, metric=metric, folds=FOLDS,
+                                                     raw=feats, numeric=numeric, categorical=cats))
+    return name
+
+
+def bad_inputs(data_dir: Path, root: Path, table: Table, env: dict[str, str]) -> list[str]:
+    """`kit train` on each bad copy: markdown rows (case, expected, exit status, seconds, what it said)."""
+    rows = []
+    for case, what, model, expected, names in BAD:
+        name = bad_copy(case, data_dir, root, table)
+        runs, subs = root / f"runs-bad-{case}", root / f"subs-bad-{case}"
+        cmd = [sys.executable, "-m", "kit", "train", "--comp", name, "--data-dir", str(root / "data" / name),
+               "--quiet", *model, *QUICK, "--runs", str(runs), "--out", str(subs)]
+        r = child(cmd, env)
+        lines = [ln for ln in r["out"].splitlines() if ln.strip() and "Warning" not in ln and "warn(" not in ln]
+        said = [re.sub(r"^\d\d:\d\d:\d\d \w+ [\w.]+: ", "", ln) for ln in lines if names in ln]
+        wrote = subs.exists() or runs.exists()
+        ok = bool(said) and ((r["status"] != 0 and not wrote) if expected == "refused" else r["status"] == 0)
+        text = said[0] if said else (lines[-1] if lines else "")
+        text = text.replace(str(root), "<tmp>").replace("|", "\\|")
+        rows.append(f"| {what} | {' '.join(model[1:2])} | {expected} | {r['status'] >> 8} | "
+                    f"{'yes' if wrote else 'no'} | {r['wall']:.1f} | {'ok' if ok else '**NOT OK**'} | {text} |")
+        print(f"bad input {case} ({model[1]}): exit {r['status'] >> 8} in {r['wall']:.1f} s: {text}", flush=True)
+    return rows
+
+
 def record(run_root: Path, name: str) -> dict:
     """The newest run record of `name` under `run_root`."""
     runs = sorted((run_root / name).glob("2*/record.json"))
@@ -102,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, default=500_000)
     p.add_argument("--families", nargs="*", default=["mlp"])
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.md")
+    p.add_argument("--bad-input", action="store_true", help="also the issue's bad inputs at this size")
     p.add_argument("--hand", nargs=4, metavar=("DATA", "FOLDS", "OUT", "RESULT"), help=argparse.SUPPRESS)
     p.add_argument("--read", nargs=2, metavar=("NAME", "DATA"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -113,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     start, load0 = dt.datetime.now(dt.UTC), load_text(os.getloadavg())
     table = Table(GENERATED.key, f"generated:{a.rows}", GENERATED.task, GENERATED.metric, GENERATED.target,
-                  GENERATED.role, GENERATED.categorical, note=GENERATED.note)
+                  GENERATED.role, GENERATED.categorical, note=GENERATED.note.replace("500,000", f"{a.rows:,}"))
     with tempfile.TemporaryDirectory(prefix="kit-scale-") as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
@@ -154,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"CV AUC {np.mean(hand):.4f} ± {np.std(hand):.4f}" if hand else "failed"))
         print(f"hand: {r['wall']:.1f} s, {r['peak_mb']:.0f} MB, CV {np.mean(hand) if hand else float('nan'):.4f}",
               flush=True)
+        bad = bad_inputs(data_dir, root, table, env) if a.bad_input else []
     end = dt.datetime.now(dt.UTC)
     lines = [f"# Scale: a {sizes['train'] + sizes['test']:,}-row generated table, every step in its own process",
              "", f"- date: {start:%Y-%m-%d %H:%M} UTC; total wall time {(end - start).total_seconds():.0f} s",
@@ -175,6 +263,13 @@ def main(argv: list[str] | None = None) -> int:
             d = results[fam]["cv"]["mean"] - results["lightgbm"]["cv"]["mean"]
             lines.append(f"- kit {fam} / kit LightGBM: **{ratio:.2f}x** wall time (target ≤ 4x: "
                          f"{'met' if ratio <= 4 else 'not met'}); CV AUC {d:+.4f} against LightGBM's")
+    if bad:
+        lines += ["", "## Bad input at this size", "",
+                  f"`kit train` on a copy of the table with one defect each; the handled cases train briefly "
+                  f"(`{' '.join(QUICK)}`, 30 trees or 1 epoch) to show the handling, not a score. Exit 3 is kit's "
+                  "data error.", "",
+                  "| input | model | expected | exit | files written | wall time (s) | verdict | what kit said |",
+                  "|---|---|---|---:|---|---:|---|---|", *bad]
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
