@@ -254,3 +254,31 @@ def test_tune_searches_tabm_in_its_own_study(titanic_dir, workdir, capsys):
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert "study titanic-tabm" in out and "'k':" in out
+
+
+def test_one_hot_columns_are_one_scatter_and_old_pickled_encoders_still_predict():
+    import io
+    import pickle
+
+    import torch.nn.functional as F
+
+    from kit.nets.modules import InputEncoder
+
+    torch.manual_seed(0)
+    cards = [3, 9, 2, 50, 5, 1]
+    enc = InputEncoder(4, cards).eval()
+    codes = torch.stack([torch.randint(-1, c + 2, (64,)) for c in cards], 1)  # out-of-range codes are clamped
+    x = torch.cat([torch.randn(64, 4), codes.float()], 1)
+    blocks = [F.one_hot(codes[:, i].clamp(0, cards[i] - 1), cards[i]).float() for i in enc.onehot]
+    embedded = [e(codes[:, i].clamp(0, e.num_embeddings - 1)) for i, e in zip(enc.embedded, enc.embeddings,
+                                                                             strict=True)]
+    assert torch.equal(enc(x), torch.cat([enc.periodic(x[:, :4]).flatten(1), *blocks, *embedded], 1))
+    assert enc.n_out == enc(x).shape[1] and not any(k.startswith("onehot") for k in enc.state_dict())
+    old = pickle.loads(pickle.dumps(enc))  # an encoder pickled before the scatter existed: no buffers
+    for k in ("onehot_at", "onehot_max", "onehot_offset"):
+        del old._buffers[k]
+    del old.n_onehot
+    buf = io.BytesIO()
+    torch.save(old, buf)
+    buf.seek(0)
+    assert torch.equal(torch.load(buf, weights_only=False)(x), enc(x))

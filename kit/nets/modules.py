@@ -46,15 +46,32 @@ class InputEncoder(nn.Module):
                                                frequency_init_scale=frequency_scale, lite=True)
         self.embeddings = nn.ModuleList(nn.Embedding(self.cardinalities[i], embedding_size(self.cardinalities[i]))
                                         for i in self.embedded)
+        self._index_onehot()
         self.n_out = ((n_numeric * d_emb if self.periodic is not None else n_numeric)
                       + sum(self.cardinalities[i] for i in self.onehot)
                       + sum(e.embedding_dim for e in self.embeddings))
 
+    def _index_onehot(self) -> None:
+        """The one-hot columns as one multi-hot scatter (one op a batch, not three per column: a small table's step
+        is mostly per-op overhead); the same vector as their one-hot blocks side by side, in column order."""
+        sizes = [self.cardinalities[i] for i in self.onehot]
+        self.register_buffer("onehot_at", torch.tensor(self.onehot, dtype=torch.long), persistent=False)
+        self.register_buffer("onehot_max", torch.tensor([c - 1 for c in sizes], dtype=torch.long), persistent=False)
+        self.register_buffer("onehot_offset", torch.tensor([0, *sizes[:-1]], dtype=torch.long).cumsum(0),
+                             persistent=False)
+        self.n_onehot = sum(sizes)
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        if "onehot_at" not in self._buffers:  # pickled by an older kit (run folders keep their fold models)
+            self._index_onehot()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         num, codes = x[:, : self.n_numeric], x[:, self.n_numeric :].long()
         parts = [self.periodic(num).flatten(1) if self.periodic is not None else num]
-        parts += [F.one_hot(codes[:, i].clamp(0, self.cardinalities[i] - 1), self.cardinalities[i]).to(x.dtype)
-                  for i in self.onehot]
+        if self.onehot:
+            at = torch.minimum(codes[:, self.onehot_at].clamp(min=0), self.onehot_max) + self.onehot_offset
+            parts.append(x.new_zeros(len(x), self.n_onehot).scatter_(1, at, 1.0))
         parts += [emb(codes[:, i].clamp(0, emb.num_embeddings - 1)) for i, emb in zip(self.embedded,
                                                                                    self.embeddings, strict=True)]
         return torch.cat(parts, dim=1)
