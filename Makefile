@@ -31,7 +31,7 @@ help:
 	@echo "make bench-titanic        kit's MLP vs scikit-learn baselines on ../shared/data/titanic"
 	@echo "make bench-ensembles      MLP / LightGBM / CatBoost and their blends on Titanic's folds; Planet at two sizes"
 	@echo "make bench-contract       template-only competitions (wine, diabetes, breast cancer) vs scikit-learn (ARGS='--set epochs=40 --only wine')"
-	@echo "make bench-scale          the generated 500,000-row table: kit's LightGBM vs a hand-written loop, the MLP (ARGS='--families mlp tabm')"
+	@echo "make bench-scale          the generated 500,000-row table: kit's LightGBM vs a hand-written loop, every family, bad inputs (ARGS='--families mlp')"
 	@echo "make bench-tabular        every model family (MLP, TabM, LightGBM, XGBoost, CatBoost) and blends on real tables (ARGS='--only vietnam')"
 	@echo "make bench-init           kit init's folders vs hand-written ones, same folds (ARGS='--vision' adds the image competitions)"
 	@echo "make tune COMP=name       Optuna search, refit, thresholds, submission (ARGS='--n-trials 50 --storage URL')"
@@ -93,7 +93,7 @@ bench-tabular: setup
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python bench/tabular.py $(ARGS)
 
 bench-scale: setup
-	OMP_WAIT_POLICY=PASSIVE $(BIN)/python bench/scale.py $(ARGS)
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python bench/scale.py --bad-input $(ARGS)
 
 bench-init: setup
 	$(BIN)/python bench/init.py $(ARGS)

@@ -59,8 +59,8 @@ class _Tensors:
 class TensorBatchLoader(DataLoader):
     """fastai DataLoader whose batches are one index gather per tensor, in the loading process: fastai's per-item
     fetch and collate, and a worker process sending every batch back, cost more than a small tabular net's step
-    (13 vs 18 ms a step measured for a 256-row batch; the same batches, in the same order, as over a
-    TensorDataset: fastai shuffles in the main process either way)."""
+    (the modern MLP on 256-row batches of 14 columns, 2 cores: 13 ms a step against 18 with one worker process;
+    the same batches, in the same order, as over a TensorDataset: fastai shuffles in the main process either way)."""
 
     def __init__(self, dataset: Any = None, bs: int = 64, num_workers: int = 0, **kwargs: Any) -> None:
         super().__init__(dataset, bs=bs, num_workers=num_workers, **kwargs)

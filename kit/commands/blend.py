@@ -33,12 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)  # first: `--help` and usage errors need no library
     from kit import registry
     from kit.ensemble.blend import blend_and_submit
     from kit.ensemble.runs import default_runs
     from kit.runs import resolve
-
-    args = build_parser().parse_args(argv)
     comp = registry.get(args.comp)
     if args.runs_:
         run_dirs = [resolve(s, args.runs, comp.name) for s in args.runs_]

@@ -24,11 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)  # first: `--help` and usage errors need no library
     from kit import registry
     from kit.ensemble import board
     from kit.kaggle.ledger import LEDGER_NAME, Ledger
-
-    args = build_parser().parse_args(argv)
     comp = registry.get(args.comp)
     ledger = Ledger(args.out / LEDGER_NAME)
     board.check_ledger(ledger)

@@ -17,15 +17,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    from kit import registry
-    from kit.kaggle.download import download
-
     p = argparse.ArgumentParser(prog="kit download", description="Download a competition's files from Kaggle.")
     add_comp(p)
     add_data_dir(p, "the downloaded files")
     p.add_argument("--force", action="store_true", help="download even if the files are up to date")
     add_quiet(p)
     a = p.parse_args(argv)
+    # after parsing: `--help` and usage errors need no library
+    from kit import registry
+    from kit.kaggle.download import download
     comp = registry.get(a.comp)
     got = download(comp, data_dir(a, comp.name), force=a.force, quiet=a.quiet)
     if got.up_to_date:

@@ -35,11 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    a = build_parser().parse_args(argv)  # first: `--help` and usage errors need no library
     from kit import registry
     from kit.errors import KitError
     from kit.scaffold import destination, scaffold, write
-
-    a = build_parser().parse_args(argv)
     data_dir = cargs.data_dir(a, a.comp)
     folder = destination(a.comp, a.to)
     existing = registry.location(a.comp)

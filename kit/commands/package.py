@@ -32,12 +32,11 @@ def _human(n: int) -> str:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)  # first: `--help` and usage errors need no library
     from kit import registry
     from kit.cli import setup_logging
     from kit.package import build_package
     from kit.runs import resolve
-
-    args = build_parser().parse_args(argv)
     setup_logging(quiet=args.quiet)
     comp = registry.get(args.comp)
     run_dir = resolve(args.run, args.runs, comp.name)

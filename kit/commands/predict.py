@@ -23,13 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)  # first: `--help` and usage errors need no library
     from kit import registry
     from kit.cli import setup_logging
     from kit.inference import predict_run
     from kit.runs import resolve
     from kit.submission import write_submission
-
-    args = build_parser().parse_args(argv)
     setup_logging(quiet=args.quiet)
     comp = registry.get(args.comp)
     cargs.set_threads(args.threads if args.threads is not None else comp.threads)

@@ -24,12 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    from kit.sandbox.data import META_FILE, CompetitionMeta, generate_all, make_code_competition
-    from kit.sandbox.server import DEFAULT_PORT, Fault, Sandbox, client_env
-
     p = argparse.ArgumentParser(prog="kit sandbox", description="A local Kaggle for offline rehearsals and tests.")
     p.add_argument("--root", type=Path, required=True, help="folder of competitions: ROOT/<slug>/")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port (default 7777)")
+    p.add_argument("--port", type=int, default=None, help="0 picks a free port (default 7777)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--generate", action="store_true",
                    help="create the competitions that have a synthetic module, if missing")
@@ -49,6 +46,10 @@ def _main(argv: Sequence[str] | None) -> int:
     p.add_argument("--kernel-memory-mb", type=int, default=None,
                    help="with --code-competition: a notebook's memory cap in MB (default 30720)")
     a = p.parse_args(argv)
+    # after parsing: `--help` and usage errors need no library
+    from kit.sandbox.data import META_FILE, CompetitionMeta, generate_all, make_code_competition
+    from kit.sandbox.server import DEFAULT_PORT, Fault, Sandbox, client_env
+    a.port = DEFAULT_PORT if a.port is None else a.port
     logging.basicConfig(level=logging.INFO, format="%(asctime)s sandbox: %(message)s", datefmt="%H:%M:%S")
     log = logging.getLogger("kit.sandbox")
     faults = [Fault.parse(spec) for spec in a.fault]  # bad specs fail before anything is generated or bound

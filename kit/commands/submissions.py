@@ -18,17 +18,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    p = argparse.ArgumentParser(prog="kit submissions", description="List your Kaggle submissions and scores.")
+    add_comp(p)
+    p.add_argument("--root", type=Path, default=None,
+                   help="submissions folder, holds ledger.jsonl (default submissions/)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    a = p.parse_args(argv)
+    # after parsing: `--help` and usage errors need no library
     from kit import registry
     from kit.kaggle.client import Kaggle
     from kit.kaggle.ledger import LEDGER_NAME, Ledger
     from kit.kaggle.submissions import format_table, reconcile
     from kit.submission import SUBMISSIONS_DIR
-
-    p = argparse.ArgumentParser(prog="kit submissions", description="List your Kaggle submissions and scores.")
-    add_comp(p)
-    p.add_argument("--root", type=Path, default=SUBMISSIONS_DIR, help="submissions folder (holds ledger.jsonl)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    a = p.parse_args(argv)
+    a.root = SUBMISSIONS_DIR if a.root is None else a.root
     comp = registry.get(a.comp)
     ledger = Ledger(a.root / LEDGER_NAME)
     kg = Kaggle(comp.slug)

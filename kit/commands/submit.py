@@ -50,13 +50,6 @@ def padded_value(path: Path) -> str | None:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    from kit import registry
-    from kit.errors import SubmissionError
-    from kit.kaggle.client import Kaggle
-    from kit.kaggle.ledger import LEDGER_NAME, Ledger
-    from kit.kaggle.submissions import submit_file
-    from kit.submission import SUBMISSIONS_DIR, check_file, latest_submission
-
     p = argparse.ArgumentParser(prog="kit submit", description="Validate a submission file and submit it to Kaggle, "
                                                                "or submit a notebook version to a code competition.")
     add_comp(p)
@@ -71,8 +64,17 @@ def _main(argv: Sequence[str] | None) -> int:
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds --wait waits (default 1800)")
     p.add_argument("--force", action="store_true", help="submit even if this exact file was submitted before")
     add_data_dir(p, "the sample submission")
-    p.add_argument("--root", type=Path, default=SUBMISSIONS_DIR, help="submissions folder (holds ledger.jsonl)")
+    p.add_argument("--root", type=Path, default=None,
+                   help="submissions folder, holds ledger.jsonl (default submissions/)")
     a = p.parse_args(argv)
+    # after parsing: `--help` and usage errors need no library
+    from kit import registry
+    from kit.errors import SubmissionError
+    from kit.kaggle.client import Kaggle
+    from kit.kaggle.ledger import LEDGER_NAME, Ledger
+    from kit.kaggle.submissions import submit_file
+    from kit.submission import SUBMISSIONS_DIR, check_file, latest_submission
+    a.root = SUBMISSIONS_DIR if a.root is None else a.root
     comp = registry.get(a.comp)
     if a.version is not None and a.kernel is None:
         p.error("--version goes with --kernel USER/SLUG")

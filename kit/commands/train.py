@@ -56,12 +56,11 @@ def read_params_file(path: Path) -> dict[str, Any]:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)  # first: `--help` and usage errors need no library
     from kit import registry
     from kit.cli import setup_logging
     from kit.prepare import prepare
     from kit.run import train_and_submit
-
-    args = build_parser().parse_args(argv)
     setup_logging(quiet=args.quiet)
     comp = registry.get(args.comp)
     if args.model is not None:

@@ -137,12 +137,11 @@ def refit_and_report(cfg: TuneConfig, comp, study: optuna.Study, args: argparse.
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)  # first: `--help` and usage errors need no library
     from kit import registry
     from kit.cli import setup_logging
     from kit.cv import make_folds
     from kit.prepare import prepare
-
-    args = build_parser().parse_args(argv)
     setup_logging(quiet=args.quiet)
     check_args(args)
     comp = registry.get(args.comp)
