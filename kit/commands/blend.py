@@ -12,7 +12,7 @@ from kit.commands.output import print_run
 
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of `kit blend`."""
-    from kit.ensemble.blend import METHODS
+    from kit.ensemble import METHODS
 
     p = argparse.ArgumentParser(
         prog="kit blend",

@@ -13,26 +13,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import optuna
+from typing import TYPE_CHECKING, Any
 
 from kit.commands import args as cargs
 from kit.errors import KitError
-from kit.params import parse_overrides
-from kit.tune.objective import default_trial, probe_search_space
-from kit.tune.selection import choose_trial, cv_confirm  # noqa: F401  (choose_trial: bench/ and tests import it here)
-from kit.tune.storage import default_url, masked
-from kit.tune.study import (
-    PRUNERS,
-    SAMPLERS,
-    TuneConfig,
-    auto_repeats,
-    check_settings,
-    load_study,
-    run_workers,
-    study_settings,
-)
+from kit.tune import PRUNERS, SAMPLERS
+
+if TYPE_CHECKING:  # the library is imported after the arguments are parsed: `--help` needs no optuna
+    import optuna
+
+    from kit.tune.study import TuneConfig
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +82,13 @@ def check_args(args: argparse.Namespace) -> None:
 
 def refit_and_report(cfg: TuneConfig, comp, study: optuna.Study, args: argparse.Namespace, data) -> dict[str, Any]:
     """Best params -> outputs under runs/<comp>/<study>/; unless --no-refit: refit, thresholds, submission."""
+    import optuna
+
     from kit.io import atomic_write_json
     from kit.tune import outputs as tune_outputs
     from kit.tune.objective import jsonable, trial_params
+    from kit.tune.selection import choose_trial, cv_confirm
+    from kit.tune.storage import masked
 
     out_dir = Path(args.runs) / comp.name / cfg.study
     counts = tune_outputs.state_counts(study)
@@ -141,7 +135,11 @@ def _main(argv: Sequence[str] | None) -> int:
     from kit import registry
     from kit.cli import setup_logging
     from kit.cv import make_folds
+    from kit.params import parse_overrides
     from kit.prepare import prepare
+    from kit.tune.objective import default_trial, probe_search_space
+    from kit.tune.storage import default_url, masked
+    from kit.tune.study import TuneConfig, auto_repeats, check_settings, load_study, run_workers, study_settings
     setup_logging(quiet=args.quiet)
     check_args(args)
     comp = registry.get(args.comp)

@@ -20,6 +20,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 
 from kit.cv import CVResult
 from kit.decoders import Decoder
+from kit.ensemble import METHODS
 from kit.ensemble.runs import Run, check_compatible, read_run
 from kit.errors import DataError, KitError
 from kit.io import sha256_file
@@ -27,7 +28,6 @@ from kit.run import RUNS_DIR, row_id_col, submit_run
 from kit.spec import Competition, Data
 from kit.submission import SUBMISSIONS_DIR, git_commit, utc_stamp
 
-METHODS = ("mean", "rank", "hill", "stack")
 HILL_STEPS = 25  # additions after the best single run; with a handful of runs the climb stops well before
 EPS = 1e-6
 

@@ -19,12 +19,10 @@ import numpy as np
 import optuna
 
 from kit.errors import KitError
+from kit.tune import PRUNERS, SAMPLERS
 from kit.tune.storage import fail_stale_trials, masked, open_storage
 
 log = logging.getLogger(__name__)
-
-SAMPLERS = ("tpe", "random", "cmaes")
-PRUNERS = ("median", "hyperband", "none")
 
 
 @dataclass
