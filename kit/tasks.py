@@ -37,6 +37,7 @@ class TargetScaler:
     identity: bool = False
     lower: float | None = None  # predictions clipped to [lower, upper] (points: the image)
     upper: float | None = None
+    factor: float = 1.0  # log1p: 1 + prediction scaled by this (the mean restored, kit.nets.fit.mean_factor)
 
     def fit(self, y: np.ndarray) -> TargetScaler:
         """Learn mean and standard deviation from the training fold's targets."""
@@ -63,7 +64,8 @@ class TargetScaler:
             return z
         out = np.asarray(z, dtype=np.float64) * self.std + self.mean
         if self.transform == "log1p":
-            out = np.clip(np.expm1(out), 0.0, None)  # log1p targets are >= 0 (checked at load)
+            out = np.expm1(out) if self.factor == 1.0 else np.exp(out) * self.factor - 1.0
+            out = np.clip(out, 0.0, None)  # log1p targets are >= 0 (checked at load)
         if self.lower is not None or self.upper is not None:
             out = np.clip(out, self.lower, self.upper)
         return out

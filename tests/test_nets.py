@@ -14,7 +14,7 @@ from kit.errors import KitError
 from kit.losses import EnsembleLoss, SmoothBCEWithLogitsLossFlat
 from kit.nets.callbacks import BestEpoch
 from kit.nets.features import NetFeatures, smooth_clip
-from kit.nets.fit import auto_batch_size, auto_epochs, target_scaler
+from kit.nets.fit import auto_batch_size, auto_epochs, mean_factor, target_scaler
 from kit.nets.modules import TabM, TabularMLP
 from kit.tasks import Binary, Multiclass, Regression
 from tests.test_contract import (  # noqa: F401
@@ -113,6 +113,33 @@ def test_skewed_non_negative_targets_are_fit_on_log1p_and_clipped_to_the_range()
     assert s.transform == "log1p" and s.inverse(np.array([50.0]))[0] == pytest.approx(price.max())
     assert target_scaler(Regression(), rng.normal(size=500), "auto").transform is None  # symmetric: as it is
     assert target_scaler(Regression(), price, "none").transform is None
+    assert target_scaler(Regression(), price, "auto", "rmse").transform is None  # squared error: the raw mean
+    assert target_scaler(Regression(), price, "auto", "mae").transform == "log1p"  # log1p keeps the median
+
+
+def expense(df, rng):
+    return np.round(np.exp(1 + 0.8 * df["b"] + 0.5 * (df["city"] == "rome") + rng.normal(0, 1.2, len(df))), 2)
+
+
+def test_log1p_mean_restores_the_arithmetic_mean_that_rmse_rewards(comps_root):  # noqa: F811
+    rng = np.random.default_rng(0)
+    log_fit = rng.normal(2, 0.1, 5000)
+    y = np.expm1(log_fit + rng.normal(0, 1, 5000))  # the net's log-space fit is exact; the noise is multiplicative
+    geo = np.expm1(log_fit)
+    s = mean_factor(y, geo)
+    assert s > 1.3 and abs(np.mean((1 + geo) * s - 1) - y.mean()) < 0.1 * y.mean()
+    assert np.sqrt(np.mean(((1 + geo) * s - 1 - y) ** 2)) < np.sqrt(np.mean((geo - y) ** 2))
+    assert target_scaler(Regression(), y, "log1p_mean").transform == "log1p"
+    d = write_comp(comps_root, "n_expense", "regression", "rmse", expense, label_sample, n=300, n_test=40)
+    comp = registry.get("n_expense")
+    data = comp.load(d)
+    runs = {t: cross_validate(comp, data, comp.params({**QUICK, "arch": "modern", "epochs": 6,
+                                                       "target_transform": t}), seed=0, n_folds=3, progress=False,
+                             keep_predictors=True)
+            for t in ("log1p", "log1p_mean")}
+    assert all(p.scaler.factor > 1 for p in runs["log1p_mean"].predictors)
+    assert all(p.scaler.factor == 1 for p in runs["log1p"].predictors)
+    assert runs["log1p_mean"].oof.mean() > runs["log1p"].oof.mean()  # the geometric mean sits below y's mean
 
 
 def test_label_smoothing_and_the_ensemble_loss():

@@ -9,7 +9,7 @@ from kit.nets.features import NUM_TRANSFORMS
 from kit.params import Flag, Interval, Options, OrAuto, Params
 
 SCHEDULES = ("one_cycle", "flat_cos")
-TARGET_TRANSFORMS = ("auto", "none", "log1p")
+TARGET_TRANSFORMS = ("auto", "none", "log1p", "log1p_mean")
 
 ARCHS = ("auto", "modern", "seed")
 # `arch=auto`: below this many training rows the seeds' MLP, with its own defaults. On the contract tables
