@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -46,3 +48,14 @@ def versions(**extra: str) -> str:
 def load_text(avg: tuple[float, float, float]) -> str:
     """A load average as 1.00/0.80/0.50."""
     return "/".join(f"{x:.2f}" for x in avg)
+
+
+def report_header(title: str, script: str, argv: list[str], started: dt.datetime, wall: float,
+                  load0: tuple[float, float, float], load1: tuple[float, float, float], machine_note: str = "",
+                  versions_note: str = "") -> list[str]:
+    """A report's title and its date, command, machine (with the load at start and end) and versions lines."""
+    return [f"# {title}", "", f"- date: {started.strftime('%Y-%m-%d %H:%M UTC')}; total wall time {wall:.0f} s",
+            f"- command: `python bench/{script} {' '.join(argv)}`",
+            f"- machine: {cpu_model()}, {os.cpu_count()} cores; load average (1/5/15 min) at start "
+            f"{load_text(load0)}, at end {load_text(load1)}{machine_note}",
+            f"- versions: {versions()}{versions_note}", ""]

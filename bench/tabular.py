@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from machine import cpu_model, load_text, versions
+from machine import report_header
 from sklearn.model_selection import train_test_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -376,13 +376,10 @@ def main(argv: list[str] | None = None) -> int:
         if a.scale:
             outcomes.append((run_table(GENERATED, root, a.families, 1, a.set, env, root), 1))
     wall, load1 = time.perf_counter() - t0, os.getloadavg()
-    lines = ["# Tabular model families on real tables, declared from the template alone", "",
-             f"- date: {started.strftime('%Y-%m-%d %H:%M UTC')}; total wall time {wall:.0f} s",
-             f"- command: `python bench/tabular.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
-             f"- machine: {cpu_model()}, {os.cpu_count()} cores; load average (1/5/15 min) at start "
-             f"{load_text(load0)}, at end {load_text(load1)}; every family uses all cores (torch's and the tree "
-             "libraries' default threads)",
-             f"- versions: {versions()}, peak memory per child process (`wait4` ru_maxrss)", "",
+    lines = [*report_header("Tabular model families on real tables, declared from the template alone", "tabular.py",
+                            argv if argv is not None else sys.argv[1:], started, wall, load0, load1,
+                            machine_note="; every family uses all cores (torch's and the tree libraries' default "
+                            "threads)", versions_note=", peak memory per child process (`wait4` ru_maxrss)"),
              __doc__.split("\n\n")[1].replace("\n", " "), ""]
     for o, rep in outcomes:
         lines += section(o, rep)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from machine import cpu_model, load_text, versions
+from machine import report_header
 from tabular import FOLDS, ROOT, TABLES, paired, run_child, write_table
 
 
@@ -117,12 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         outcomes = [(run_table(k, arms, r, root, env), r) for k, r in tables]
     wall, load1 = time.perf_counter() - t0, os.getloadavg()
-    lines = ["# Paired A/B of parameter variants on real tables", "",
-             f"- date: {started.strftime('%Y-%m-%d %H:%M UTC')}; total wall time {wall:.0f} s",
-             f"- command: `python bench/tabular_ab.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
-             f"- machine: {cpu_model()}, {os.cpu_count()} cores; load average (1/5/15 min) at start "
-             f"{load_text(load0)}, at end {load_text(load1)}",
-             f"- versions: {versions()}", "",
+    lines = [*report_header("Paired A/B of parameter variants on real tables", "tabular_ab.py",
+                            argv if argv is not None else sys.argv[1:], started, wall, load0, load1),
              "Arms: " + "; ".join(f"`{n}` = {f}" + (f" with {', '.join(s)}" if s else " (defaults)")
                                   for n, f, s in arms) + ".", ""]
     for o, r in outcomes:
