@@ -102,8 +102,10 @@ def test_net_features_are_fit_on_the_training_rows_only():
 
 
 def test_batch_size_and_epochs_follow_the_data_size():
-    assert auto_batch_size(700) == 32 and auto_batch_size(40_000) == 512 and auto_batch_size(4_000_000) == 1024
-    assert auto_epochs(400_000, 1024) == 4 < auto_epochs(20_000, 256) < auto_epochs(3_000, 64) == 33
+    assert auto_batch_size(700) == 32 and auto_batch_size(3_000) == 128 and auto_batch_size(40_000) == 512
+    assert auto_batch_size(100_000) == auto_batch_size(4_000_000) == 1024 and auto_batch_size(3_000, per=64) == 64
+    # the epochs do not follow the batch: ~1,500 steps of a rows/64 batch, capped at 600k rows seen
+    assert auto_epochs(400_000) == 4 < auto_epochs(20_000) < auto_epochs(3_000) == 33
 
 
 def test_skewed_non_negative_targets_are_fit_on_log1p_and_clipped_to_the_range():

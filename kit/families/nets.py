@@ -88,7 +88,7 @@ def fit_seed_mlp(comp: Any, data: Data, train_idx: np.ndarray, valid_idx: np.nda
     y_train, y_valid = scaler.transform_y(data.y[train_idx]), scaler.transform_y(data.y[valid_idx])
     n_out = comp.task.n_outputs(data.y, data.classes)
     bs = p.bs or nets_fit.auto_batch_size(len(train_idx))
-    epochs = p.epochs or nets_fit.auto_epochs(len(train_idx), bs)
+    epochs = p.epochs or nets_fit.auto_epochs(len(train_idx))
     params = {**params, "bs": bs, "epochs": epochs}
     valid, models, hist = [], [], []
     for m in range(p.n_models):

@@ -32,18 +32,28 @@ SKEW_FOR_LOG = 2.0  # |skewness| above which a non-negative regression target is
 # earnings) and 4.0 % (OFP visits), a tie on doctor contacts; log1p_mean (the mean restored) in between. `auto`
 # fits them raw (standardised, clipped to the fold's range, which keeps a test outlier from an absurd prediction).
 MEAN_METRICS = ("rmse", "r2")
+# Rows per batch of the auto batch size (was 64): the same epochs in fewer, larger steps. A small net's step on a
+# CPU is mostly fixed cost (fastai's callbacks, the optimiser, dropout's random numbers), so a batch up to 512 rows
+# costs about what 64 did; measured on the choice tables in bench/results/tabular-ab-batch.md.
+PER_BATCH = 32
 
 
-def auto_batch_size(n_rows: int) -> int:
-    """A power of two near n/64, between 32 and 1024: a fixed 64 made a 500k-row table take 6,000+ steps an
-    epoch, and a tiny table still gets several steps an epoch."""
-    return int(2 ** np.clip(round(np.log2(max(n_rows, 1) / 64)), 5, 10))
+def _pow2(x: float, lo: int, hi: int) -> int:
+    """The power of two nearest x (in log scale), between 2**lo and 2**hi."""
+    return int(2 ** np.clip(round(np.log2(max(x, 1e-9))), lo, hi))
 
 
-def auto_epochs(n_rows: int, bs: int, steps: int = 1500, rows: float = 6e5, lo: int = 4, hi: int = 40) -> int:
-    """About `steps` optimiser steps, but at most `rows` rows seen per fold (between `lo` and `hi` epochs): small
-    tables get the steps a net needs, large ones a cost that grows like a tree ensemble's, with the rows."""
-    per_epoch = max(1, n_rows // bs)
+def auto_batch_size(n_rows: int, per: int = PER_BATCH, cap: int = 512) -> int:
+    """A power of two near n/`per` between 32 and `cap`, or near n/64 when that is larger (1024 from ~46k rows):
+    a fixed 64 made a 500k-row table take 6,000+ steps an epoch."""
+    return max(_pow2(n_rows / per, 5, int(np.log2(cap))), _pow2(n_rows / 64, 5, 10))
+
+
+def auto_epochs(n_rows: int, steps: int = 1500, rows: float = 6e5, lo: int = 4, hi: int = 40) -> int:
+    """Epochs of about `steps` optimiser steps of a rows/64 batch (16-33 epochs for most tables, whatever batch
+    is used), but at most `rows` rows seen per fold (between `lo` and `hi` epochs): small tables get the passes a
+    net needs, large ones a cost that grows like a tree ensemble's, with the rows."""
+    per_epoch = max(1, n_rows // _pow2(n_rows / 64, 5, 10))
     return int(np.clip(round(min(steps / per_epoch, rows / max(n_rows, 1))), lo, hi))
 
 
@@ -131,7 +141,7 @@ def fit_fold(
     y_train, y_valid = scaler.transform_y(data.y[train_idx]), scaler.transform_y(data.y[valid_idx])
     n_out = comp.task.n_outputs(data.y, data.classes)
     bs = int(p.bs) or auto_batch_size(len(train_idx))
-    epochs = int(p.epochs) or auto_epochs(len(train_idx), bs)
+    epochs = int(p.epochs) or auto_epochs(len(train_idx))
     loss = comp.task.loss(smoothing(comp, p))
     if kind == "tabm":
         loss = EnsembleLoss(loss)

@@ -38,8 +38,8 @@ class NetParams(Params):
     lr: float = 6e-3
     wd: float = 1e-4
     dropout: float = 0.1
-    epochs: int = 0  # 0: ~1,500 optimiser steps from the data size (kit.nets.fit.auto_epochs)
-    bs: int = 0  # 0: a power of two near rows / 64 (kit.nets.fit.auto_batch_size)
+    epochs: int = 0  # 0: ~24 passes, fewer above 25k rows (kit.nets.fit.auto_epochs)
+    bs: int = 0  # 0: a power of two near rows / 16 (kit.nets.fit.auto_batch_size)
     n_models: int = 1
     num_transform: str = "quantile"
     num_emb: str = "periodic"
