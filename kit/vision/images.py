@@ -30,7 +30,7 @@ from kit.io import show
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 3  # bump when decoding changes, so old caches are not reused (3: EXIF orientation, alpha on white)
+CACHE_VERSION = 3  # bump when decoding changes, so old caches are not reused (3: EXIF orientation)
 ORIENTATION = 0x0112  # the EXIF tag a phone camera writes instead of rotating the pixels
 
 
@@ -39,21 +39,19 @@ ORIENTATION = 0x0112  # the EXIF tag a phone camera writes instead of rotating t
 
 def decode_image(path: str | Path, size: int) -> np.ndarray:
     """One image as uint8 RGB (size, size, 3): JPEG DCT-domain downscaling, turned upright by its EXIF
-    orientation, any mode converted to RGB (transparent pixels on white)."""
+    orientation, any mode converted to RGB."""
     with Image.open(path) as im:
         if im.format == "JPEG":
             im.draft("RGB", (size, size))  # decode at 1/2, 1/4 or 1/8 scale when that still covers `size`
         if im.getexif().get(ORIENTATION, 1) != 1:
             im = ImageOps.exif_transpose(im)
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            rgba = im.convert("RGBA")
-            im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
         if im.mode in ("I", "F") or im.mode.startswith("I;16"):  # 16-bit PNG/TIFF: Pillow would clip to white
             a = np.asarray(im, dtype=np.float64)
             if im.mode.startswith("I;16") or (im.mode == "I" and a.max(initial=0) > 255):
                 a = a / 257.0
             im = Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8))  # mode L
-        im = im.convert("RGB")  # grayscale, palette, CMYK and RGBA (composited above) all become RGB
+        im = im.convert("RGB")  # grayscale, palette, CMYK and RGBA (alpha dropped, as fastai's and torchvision's
+        # loaders do: a 4th band is not always transparency) all become RGB
         if im.size != (size, size):
             im = im.resize((size, size), Image.BILINEAR, reducing_gap=2.0)
         return np.asarray(im, dtype=np.uint8)
