@@ -37,7 +37,7 @@ help:
 	@echo "make bench-init           kit init's folders vs hand-written ones, same folds (ARGS='--vision' adds the image competitions)"
 	@echo "make tune COMP=name       Optuna search, refit, thresholds, submission (ARGS='--n-trials 50 --storage URL')"
 	@echo "make test-distributed     2 tune workers on one study in a throwaway PostgreSQL server"
-	@echo "make bench-tune-nested    is tuning worth it? defaults vs tuned on held-out outer folds of Titanic (ARGS='--table budgetfood --family lightgbm')"
+	@echo "make bench-tune-nested    is tuning worth it? defaults vs tuned on held-out outer folds of Titanic (ARGS='--table doctorcontacts --family lightgbm --outer 3')"
 	@echo "make bench-tune           pruning vs none on Titanic; per-class threshold search vs a naive grid"
 	@echo "make download COMP=name   download the competition's files from Kaggle into data/<name>/"
 	@echo "make submit COMP=name     submit the newest submissions/<name>/*.csv to Kaggle (ARGS='--wait -m msg')"
