@@ -4,7 +4,7 @@ taken as is. Kaggle's Titanic train.csv with its MLP, or one of bench/tabular.py
 any family (`--family`).
 
 Usage: python bench/tune_nested.py [--data-dir ../shared/data/titanic] [--trials 15] [--outer 5] [--seed 0]
-       python bench/tune_nested.py --table budgetfood --family lightgbm [--repeats 2] ...
+       python bench/tune_nested.py --table doctorcontacts --family lightgbm [--outer 3] [--repeats 2] ...
 Appends its section to bench/results/tune.md (replacing an earlier one for the same data and family).
 """
 

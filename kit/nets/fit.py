@@ -36,6 +36,7 @@ MEAN_METRICS = ("rmse", "r2")
 # CPU is mostly fixed cost (fastai's callbacks, the optimiser, dropout's random numbers), so a batch up to 512 rows
 # costs about what 64 did; measured on the choice tables in bench/results/tabular-ab-batch.md.
 PER_BATCH = 32
+REFERENCE_ROWS = 64  # the old rule's rows per batch: 1,024 from ~46k rows, and the unit of the epoch budget
 
 
 def _pow2(x: float, lo: int, hi: int) -> int:
@@ -43,17 +44,22 @@ def _pow2(x: float, lo: int, hi: int) -> int:
     return int(2 ** np.clip(round(np.log2(max(x, 1e-9))), lo, hi))
 
 
+def _reference_batch(n_rows: int) -> int:
+    """The old rule's batch: a power of two near n/64, between 32 and 1024."""
+    return _pow2(n_rows / REFERENCE_ROWS, 5, 10)
+
+
 def auto_batch_size(n_rows: int, per: int = PER_BATCH, cap: int = 512) -> int:
-    """A power of two near n/`per` between 32 and `cap`, or near n/64 when that is larger (1024 from ~46k rows):
-    a fixed 64 made a 500k-row table take 6,000+ steps an epoch."""
-    return max(_pow2(n_rows / per, 5, int(np.log2(cap))), _pow2(n_rows / 64, 5, 10))
+    """A power of two near n/`per` between 32 and `cap`, or the n/64 rule's when that is larger (1024 from ~46k
+    rows): a fixed 64 made a 500k-row table take 6,000+ steps an epoch."""
+    return max(_pow2(n_rows / per, 5, int(np.log2(cap))), _reference_batch(n_rows))
 
 
 def auto_epochs(n_rows: int, steps: int = 1500, rows: float = 6e5, lo: int = 4, hi: int = 40) -> int:
     """Epochs of about `steps` optimiser steps of a rows/64 batch (16-33 epochs for most tables, whatever batch
     is used), but at most `rows` rows seen per fold (between `lo` and `hi` epochs): small tables get the passes a
     net needs, large ones a cost that grows like a tree ensemble's, with the rows."""
-    per_epoch = max(1, n_rows // _pow2(n_rows / 64, 5, 10))
+    per_epoch = max(1, n_rows // _reference_batch(n_rows))
     return int(np.clip(round(min(steps / per_epoch, rows / max(n_rows, 1))), lo, hi))
 
 

@@ -39,7 +39,7 @@ class NetParams(Params):
     wd: float = 1e-4
     dropout: float = 0.1
     epochs: int = 0  # 0: ~24 passes, fewer above 25k rows (kit.nets.fit.auto_epochs)
-    bs: int = 0  # 0: a power of two near rows / 16 (kit.nets.fit.auto_batch_size)
+    bs: int = 0  # 0: a power of two near rows / 32 up to 512, 1,024 from ~46k rows (kit.nets.fit.auto_batch_size)
     n_models: int = 1
     num_transform: str = "quantile"
     num_emb: str = "periodic"
