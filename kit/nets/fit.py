@@ -120,7 +120,7 @@ def build(kind: str, enc: NetFeatures, n_out: int, comp: Any, p: MLPParams | Tab
         task = comp.task
         combine = "identity" if not task.classification else ("softmax" if task.single_label and n_out > 1
                                                                else "sigmoid")
-        return TabM(enc.n_numeric, enc.cardinalities, n_out, combine, k=int(p.k), **common)
+        return TabM(enc.n_numeric, enc.cardinalities, n_out, combine, k=int(p.k), arch_type=p.arch_type, **common)
     return TabularMLP(enc.n_numeric, enc.cardinalities, n_out, **common)
 
 

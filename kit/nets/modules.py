@@ -108,7 +108,7 @@ class TabM(nn.Module):
 
     def __init__(self, n_numeric: int, cardinalities: list[int], n_out: int, combine: str, k: int = 16,
                  width: int = 256, depth: int = 3, dropout: float = 0.1, num_emb: str = "periodic",
-                 d_emb: int = 16, emb_scale: float = 0.1) -> None:
+                 d_emb: int = 16, emb_scale: float = 0.1, arch_type: str = "tabm") -> None:
         super().__init__()
         import tabm
 
@@ -117,7 +117,7 @@ class TabM(nn.Module):
         self.combine = combine
         self.encoder = InputEncoder(n_numeric, cardinalities, num_emb, d_emb, frequency_scale=emb_scale)
         self.net = tabm.TabM.make(n_num_features=self.encoder.n_out, d_out=n_out, k=k, n_blocks=depth,
-                                  d_block=width, dropout=dropout)
+                                  d_block=width, dropout=dropout, arch_type=arch_type)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         heads = self.net(self.encoder(x))  # (batch, k, n_out)

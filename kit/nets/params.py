@@ -12,6 +12,7 @@ SCHEDULES = ("one_cycle", "flat_cos")
 TARGET_TRANSFORMS = ("auto", "none", "log1p", "log1p_mean")
 
 ARCHS = ("auto", "modern", "seed")
+TABM_ARCHS = ("tabm", "tabm-mini", "tabm-packed")
 # `arch=auto`: below this many training rows the seeds' MLP, with its own defaults. On the contract tables
 # (142-455 rows) it scored as well or better (breast cancer log loss 0.077 vs 0.089, diabetes RMSE 53.9 vs 54.5)
 # at a tenth of the time; from 3,900 rows (bench/tabular.py's choice tables) the modern net won 3 of 4 (computers
@@ -86,5 +87,7 @@ class TabMParams(NetParams):
     width: int = 128
     depth: int = 2
     k: int = 8
+    arch_type: str = "tabm"  # tabm's kinds: "tabm" (shared weights, per-head scalings), "tabm-mini", "tabm-packed"
+    # (k independent MLPs in one batched module: a deep ensemble trained in one loop)
 
-    _parameter_constraints: ClassVar = {"k": POSITIVE, **NET_CONSTRAINTS}
+    _parameter_constraints: ClassVar = {"k": POSITIVE, "arch_type": Options(*TABM_ARCHS), **NET_CONSTRAINTS}
