@@ -110,6 +110,13 @@ TABLES = {t.key: t for t in (
     Table("ofp", "OFP", "regression", "rmse", "ofp", "choice", drop=["ofnp", "opp", "opnp", "emr", "hosp"],
           note="Ecdat OFP: physician office visits of 4,406 US elderly (a skewed count), the other visit counts "
                "left out"),
+    Table("rwm5yr", "rwm5yr", "binary", "auc", "outwork", "choice", ["edlevel"],
+          drop=["id", "edlevel1", "edlevel2", "edlevel3", "edlevel4"],
+          note="COUNT rwm5yr: out of work (0/1) in the German health registry 1984-88, 19,609 person-years of "
+               "6,127 people (the person id left out)"),
+    Table("flchain", "flchain", "binary", "auc", "death", "choice", ["sex"], drop=["futime", "chapter"],
+          note="survival flchain: death (0/1) of 7,874 residents from age, sex and serum free light chains (the "
+               "follow-up time and cause of death left out)"),
     # report: never used to choose anything
     Table("vietnam", "VietNamI", "binary", "auc", "insurance", "report", ["sex", "commune"],
           note="Ecdat VietNamI: health insurance (0/1) of 27,765 Vietnamese; commune as a 194-level category"),
