@@ -171,6 +171,10 @@ def test_tabm_trains_every_head_and_predicts_their_mean_probability():
     assert torch.allclose(p, torch.sigmoid(b.net(b.encoder(x))).mean(1), atol=1e-5)
     with pytest.raises(ValueError, match="combine"):
         TabM(2, [], 1, "mean")
+    packed = TabM(2, [3], 1, "identity", k=2, width=8, depth=1, arch_type="tabm-packed")
+    assert packed.train()(x).shape == (2, 2, 1)  # two independent MLPs: their first layers differ
+    w = next(p for n, p in packed.net.backbone.named_parameters() if n.endswith("weight"))
+    assert w.shape[0] == 2 and not torch.equal(w[0], w[1])
 
 
 def test_chosen_epoch_restores_the_best_validation_weights():
