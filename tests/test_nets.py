@@ -14,7 +14,7 @@ from kit.errors import KitError
 from kit.losses import EnsembleLoss, SmoothBCEWithLogitsLossFlat
 from kit.nets.callbacks import BestEpoch
 from kit.nets.features import NetFeatures, smooth_clip
-from kit.nets.fit import auto_batch_size, auto_epochs, mean_factor, target_scaler
+from kit.nets.fit import auto_batch_size, auto_epochs, auto_models, fold_batch_size, mean_factor, target_scaler
 from kit.nets.modules import TabM, TabularMLP
 from kit.tasks import Binary, Multiclass, Regression
 from tests.test_contract import (  # noqa: F401
@@ -106,6 +106,11 @@ def test_batch_size_and_epochs_follow_the_data_size():
     assert auto_batch_size(100_000) == auto_batch_size(4_000_000) == 1024 and auto_batch_size(3_000, per=64) == 64
     # the epochs do not follow the batch: ~1,500 steps of a rows/64 batch, capped at 600k rows seen
     assert auto_epochs(400_000) == 4 < auto_epochs(20_000) < auto_epochs(3_000) == 33
+    # the modern MLP: twice the batch again for classification, two nets a fold; TabM one net at rows/32
+    binary, regression = Binary(), Regression()
+    assert fold_batch_size("mlp", binary, 3_000) == 256 and fold_batch_size("mlp", binary, 20_000) == 1024
+    assert fold_batch_size("mlp", regression, 3_000) == fold_batch_size("tabm", binary, 3_000) == 128
+    assert auto_models("mlp") == 2 and auto_models("tabm") == 1
 
 
 def test_skewed_non_negative_targets_are_fit_on_log1p_and_clipped_to_the_range():

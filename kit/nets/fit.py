@@ -36,6 +36,15 @@ MEAN_METRICS = ("rmse", "r2")
 # CPU is mostly fixed cost (fastai's callbacks, the optimiser, dropout's random numbers), so a batch up to 512 rows
 # costs about what 64 did; measured on the choice tables in bench/results/tabular-ab-batch.md.
 PER_BATCH = 32
+# The modern MLP trains two nets a fold (seeds seed and seed + 1000, predictions averaged) and, for classification,
+# with twice the rows a batch again (rows/16, up to 1,024), so that the pair costs little more than one net did.
+# Measured on the choice tables (bench/results/tabular-ab-batch.md, "Two nets a fold"), paired against one net:
+# regression (two nets at rows/32, 1.6-2x the time) computers -0.8 +- 0.4 RMSE, doctorcontacts -1.4 %, budgetfood
+# -0.0006 +- 0.0001 (level with LightGBM); two nets with 0.6x the epochs were worse (computers +3 %).
+# Classification (two nets at rows/16, 1.1-1.5x the time): males -0.052 +- 0.005 log loss, benefits +0.006 +- 0.004
+# AUC, rwm5yr +0.0025 +- 0.0006 AUC (level with LightGBM), flchain +0.0004 +- 0.0007 (a tie).
+MLP_MODELS = 2
+CLASSIFICATION_PER_BATCH = 16
 REFERENCE_ROWS = 64  # the old rule's rows per batch: 1,024 from ~46k rows, and the unit of the epoch budget
 
 
@@ -53,6 +62,18 @@ def auto_batch_size(n_rows: int, per: int = PER_BATCH, cap: int = 512) -> int:
     """A power of two near n/`per` between 32 and `cap`, or the n/64 rule's when that is larger (1024 from ~46k
     rows): a fixed 64 made a 500k-row table take 6,000+ steps an epoch."""
     return max(_pow2(n_rows / per, 5, int(np.log2(cap))), _reference_batch(n_rows))
+
+
+def auto_models(kind: str) -> int:
+    """Nets a fold when `n_models` is 0: MLP_MODELS for the modern MLP, one TabM (already k heads)."""
+    return MLP_MODELS if kind == "mlp" else 1
+
+
+def fold_batch_size(kind: str, task: Any, n_rows: int) -> int:
+    """The auto batch of a fold: rows/16 up to 1,024 for the modern MLP's classification, else auto_batch_size's."""
+    if kind == "mlp" and task.classification:
+        return auto_batch_size(n_rows, per=CLASSIFICATION_PER_BATCH, cap=1024)
+    return auto_batch_size(n_rows)
 
 
 def auto_epochs(n_rows: int, steps: int = 1500, rows: float = 6e5, lo: int = 4, hi: int = 40) -> int:
@@ -146,14 +167,14 @@ def fit_fold(
     scaler = target_scaler(comp.task, data.y[train_idx], p.target_transform, comp.metric.name)
     y_train, y_valid = scaler.transform_y(data.y[train_idx]), scaler.transform_y(data.y[valid_idx])
     n_out = comp.task.n_outputs(data.y, data.classes)
-    bs = int(p.bs) or auto_batch_size(len(train_idx))
+    bs = int(p.bs) or fold_batch_size(kind, comp.task, len(train_idx))
     epochs = int(p.epochs) or auto_epochs(len(train_idx))
     loss = comp.task.loss(smoothing(comp, p))
     if kind == "tabm":
         loss = EnsembleLoss(loss)
     restore_mean = p.target_transform == "log1p_mean" and scaler.transform == "log1p"
     valid, fitted, models, hist = [], [], [], []
-    for m in range(int(p.n_models)):
+    for m in range(int(p.n_models) or auto_models(kind)):
         learner.seed_everything(seed + 1000 * m)
         dls, train_dl = learner.tensor_dataloaders(x_train, y_train, x_valid, y_valid,
                                                    x_train if restore_mean else x_valid[:0], bs, comp.task)

@@ -21,7 +21,8 @@ AUTO_SEED_ROWS = 1000
 
 POSITIVE = Interval(int, 1, None)
 NET_CONSTRAINTS: dict[str, Any] = {
-    "width": POSITIVE, "depth": POSITIVE, "n_models": POSITIVE, "d_emb": POSITIVE, "max_levels": POSITIVE,
+    "width": POSITIVE, "depth": POSITIVE, "n_models": OrAuto(what="the net (2 modern MLPs, 1 TabM or seeds' MLP)"),
+    "d_emb": POSITIVE, "max_levels": POSITIVE,
     "epochs": OrAuto(), "bs": OrAuto(), "dropout": Interval(float, 0, 1, closed="left"),
     "label_smoothing": Interval(float, 0, 0.5, closed="left"), "lr": Interval(float, 0, None, closed="neither"),
     "wd": Interval(float, 0, None), "emb_scale": Interval(float, 0, None, closed="neither"),
@@ -40,8 +41,9 @@ class NetParams(Params):
     wd: float = 1e-4
     dropout: float = 0.1
     epochs: int = 0  # 0: ~24 passes, fewer above 25k rows (kit.nets.fit.auto_epochs)
-    bs: int = 0  # 0: a power of two near rows / 32 up to 512, 1,024 from ~46k rows (kit.nets.fit.auto_batch_size)
-    n_models: int = 1
+    bs: int = 0  # 0: a power of two near rows / 32 (regression, TabM) or / 16 (the MLP's classification) up to
+    # 512 or 1,024, and 1,024 from ~46k rows (kit.nets.fit.auto_batch_size)
+    n_models: int = 0  # 0: two nets a fold for the modern MLP (kit.nets.fit.auto_models), one for TabM
     num_transform: str = "quantile"
     num_emb: str = "periodic"
     d_emb: int = 16
