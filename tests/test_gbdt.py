@@ -14,7 +14,8 @@ from kit.commands.train import main as train_main
 from kit.commands.tune import main as tune_main
 from kit.cv import cross_validate, make_folds
 from kit.errors import KitError
-from kit.families.trees import LightGBM
+from kit.families.trees import LightGBM, curve_rows
+from kit.tasks import Binary
 from tests.test_contract import comps_root, label_sample, raw_scale, text_labels, write_comp  # noqa: F401
 
 FAST = {"lightgbm": ["--set", "n_estimators=60"], "catboost": ["--set", "iterations=60"],
@@ -99,3 +100,23 @@ def test_a_tree_predictor_pickled_under_its_old_path_still_loads(tmp_path: Path,
     assert b"kit.predictors\nTreePredictor" in (tmp_path / "fold-0.pt").read_bytes()
     new = predictors.load(tmp_path / "fold-0.pt")
     assert type(new) is TreePredictor and new.family == "lightgbm" and new.levels == {"c": ["x", "y"]}
+
+
+def test_lightgbm_scores_its_train_curve_on_a_sample_and_stops_on_the_validation_rows():
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(size=3000), "b": rng.normal(size=3000)})
+    y = (x["a"] + rng.normal(0, 1, 3000) > 0).astype(int).to_numpy()
+    assert curve_rows(x, y, 0)[0] is x  # small folds: the training rows themselves (LightGBM reuses its scores)
+    xs, ys = curve_rows(x, y, 0, limit=500)
+    assert len(xs) == 500 and xs.index.is_monotonic_increasing and np.array_equal(ys, y[xs.index])
+    params = {"n_estimators": 400, "learning_rate": 0.3, "num_leaves": 31, "early_stopping": 10}
+    fits = {}
+    for limit in (10_000, 500):  # the curve on every training row, then on a sample: the same trees either way
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("kit.families.trees.CURVE_ROWS", limit)
+            model, curve = LightGBM().fit_model(Binary(), params, 0, 1, x[:2400], y[:2400], x[2400:], y[2400:], [])
+        fits[limit] = (model.best_iteration_, model.predict_proba(x[2400:])[:, 1], curve)
+    assert 0 < fits[500][0] == fits[10_000][0] < 400  # stopped by the validation rows, not the training sample
+    assert np.array_equal(fits[500][1], fits[10_000][1])
+    assert [e["valid_loss"] for e in fits[500][2]] == [e["valid_loss"] for e in fits[10_000][2]]
+    assert fits[500][2][0]["train_loss"] != fits[10_000][2][0]["train_loss"]

@@ -109,6 +109,21 @@ def _threads() -> int:
     return max(1, torch.get_num_threads())
 
 
+# The learning curve's training line is scored on at most this many training rows (a seeded sample): scoring all
+# of a 256k-row fold every round cost 13 % of LightGBM's fit (12.1 s -> 13.7 s), a 20k-row sample nothing measurable.
+CURVE_ROWS = 20_000
+
+
+def curve_rows(x: pd.DataFrame, y: np.ndarray, seed: int, limit: int | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """The training rows the learning curve is scored on: all of them (the same objects) up to `limit`
+    (CURVE_ROWS), else a seeded sample of `limit` rows in their order."""
+    limit = CURVE_ROWS if limit is None else limit
+    if len(x) <= limit:
+        return x, y
+    idx = np.sort(np.random.default_rng(seed).choice(len(x), limit, replace=False))
+    return x.iloc[idx], y[idx]
+
+
 def _curve(train: list, valid: list) -> list[dict]:
     return [{"train_loss": float(a), "valid_loss": float(b)} for a, b in zip(train, valid, strict=False)]
 
@@ -195,11 +210,14 @@ class LightGBM(TreeFamily):
                       subsample_freq=1, **self.library_params(params))
         model = lgb.LGBMClassifier(**common) if task.classification else lgb.LGBMRegressor(**common)
         # LightGBM >= 4.6 takes eval_X/eval_y (eval_set is deprecated there); older releases only eval_set
+        x_cu, y_cu = curve_rows(x_tr, y_tr, seed)
         if "eval_X" in inspect.signature(model.fit).parameters:
-            evals = {"eval_X": (x_tr, x_va), "eval_y": (y_tr, y_va)}
+            evals = {"eval_X": (x_cu, x_va), "eval_y": (y_cu, y_va)}
         else:
-            evals = {"eval_set": [(x_tr, y_tr), (x_va, y_va)]}
-        model.fit(x_tr, y_tr, **evals,
+            evals = {"eval_set": [(x_cu, y_cu), (x_va, y_va)]}
+        # named "training" (the booster's name for its training data) so that early stopping, which skips the set
+        # of that name, watches the validation rows only, whether the curve's rows are all of them or a sample
+        model.fit(x_tr, y_tr, **evals, eval_names=["training", "valid"],
                   callbacks=[lgb.early_stopping(int(params["early_stopping"]), verbose=False)])
         ev = model.evals_result_
         keys = list(ev)
