@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kit import devices, plots, predictors
+from kit import devices, plots, predictors, workers
 from kit import runs as run_folder
 from kit.checkpoint import FoldCheckpoint
 from kit.cv import CVResult, cross_validate, make_folds
@@ -130,10 +130,14 @@ def train_and_submit(
     progress: bool = True,
     data: Data | None = None,
     cv: CVResult | None = None,
+    jobs: int | None = None,
+    threads: int | None = None,
 ) -> RunResult:
     """Cross-validate `params`, choose the decoding on OOF, decode the fold-mean test predictions and write
     a validated submission whose sidecar records CV scores, params, seed, commit and input hashes.
-    Pass `data`/`cv` to reuse what a caller (e.g. tuning) already computed. Caches go under `runs`."""
+    Pass `data`/`cv` to reuse what a caller (e.g. tuning) already computed. Caches go under `runs`. `jobs`:
+    folds side by side in worker processes of `threads` torch threads (default: the competition's `fold_jobs`,
+    the cores shared out)."""
     comp = comp.with_cache_dir(cache_dir(comp, runs)).for_params(params)  # a copy: the registry's unchanged
     comp.check_params(params)
     data = data if data is not None else devices.rank0_first(comp.load, Path(data_dir))
@@ -145,8 +149,10 @@ def train_and_submit(
         checkpoint = FoldCheckpoint.for_config(runs, comp.name, {
             "model": comp.describe_model(params), "params": params, "seed": seed,
             "folds": hashlib.sha256(folds.tobytes()).hexdigest(), "code": commit, "inputs": inputs})
+        n_folds = int(folds.max()) + 1
+        jobs = jobs or comp.fold_jobs(params, len(data.y), n_folds)
         cv = cross_validate(comp, data, params, seed, folds=folds, progress=progress, checkpoint=checkpoint,
-                            keep_predictors=True)
+                            keep_predictors=True, jobs=jobs, threads=threads or workers.threads_per_job(jobs))
     if not np.isfinite(cv.test).all():
         i = int(np.argwhere(~np.isfinite(cv.test.reshape(len(cv.test), -1)))[0][0])
         idc = row_id_col(comp, data.test)

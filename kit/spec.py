@@ -135,6 +135,11 @@ class Competition:
         trains: image competitions skip decoding the training images); this one needs nothing."""
         return self
 
+    def fold_jobs(self, params: dict[str, Any], n_rows: int, n_folds: int) -> int:
+        """Folds trained side by side in worker processes when the user sets no `--jobs`: one (this model uses
+        the machine's cores, or its GPU, by itself)."""
+        return 1
+
     def record_extra(self, params: dict[str, Any]) -> dict[str, Any]:
         """More for a run's record (image competitions: the pretrained weights file the run loaded)."""
         return {}

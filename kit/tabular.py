@@ -14,6 +14,7 @@ from sklearn.pipeline import Pipeline
 from torch import nn
 
 from kit import families as model_families
+from kit import workers
 from kit.errors import DataError
 from kit.families.base import Family
 from kit.io import read_csv, show
@@ -107,6 +108,13 @@ class TabularCompetition(Competition):
         """`seed` (the seeds' MLP), `mlp` (kit.nets' modern MLP), `tabm`, or None for a tree family; `arch=auto`
         is the seeds' MLP under AUTO_SEED_ROWS training rows (`n_rows`; unknown: the modern one)."""
         return self.family.kind(params, n_rows)
+
+    def fold_jobs(self, params: dict[str, Any], n_rows: int, n_folds: int) -> int:
+        """The nets' folds side by side from PARALLEL_ROWS training rows, one worker per core (a small net's step
+        uses one core: kit.workers); the trees use every core themselves."""
+        if self.net_kind(params, n_rows) is None or n_rows < workers.PARALLEL_ROWS:
+            return 1
+        return workers.auto_jobs(n_folds)
 
     def describe_model(self, params: dict[str, Any]) -> str:
         """The model family, for run records."""

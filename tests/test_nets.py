@@ -3,6 +3,8 @@ tabm`), on tiny generated tables of every task kind; their encoder, losses, call
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,6 +20,7 @@ from kit.nets.fit import auto_batch_size, auto_epochs, auto_models, fold_batch_s
 from kit.nets.modules import TabM, TabularMLP
 from kit.tasks import Binary, Multiclass, Regression
 from tests.test_contract import (  # noqa: F401
+    FAST,
     binary_yes_no,
     comps_root,
     label_sample,
@@ -25,6 +28,8 @@ from tests.test_contract import (  # noqa: F401
     raw_scale,
     tags,
     text_labels,
+    train,
+    train_main,
     write_comp,
 )
 
@@ -320,3 +325,40 @@ def test_one_hot_columns_are_one_scatter_and_old_pickled_encoders_still_predict(
     torch.save(old, buf)
     buf.seek(0)
     assert torch.equal(torch.load(buf, weights_only=False)(x), enc(x))
+
+
+def test_folds_in_worker_processes_match_one_process_and_their_errors_are_one_line(comps_root, capsys):  # noqa: F811
+    # `--jobs 2` spreads the folds over two spawned workers of one thread (the competition comes from a folder
+    # outside competitions/): the same submission bytes as one process on one thread, fold models saved that
+    # `kit predict` reproduces; a fold's error inside a worker ends the run in one line.
+    from kit.commands.predict import main as predict_main
+
+    d = write_comp(comps_root, "n_jobs", "regression", "rmse", raw_scale, label_sample, n=240, n_test=40)
+    quick = ["--set", "arch=modern", "--set", "width=32", "--set", "depth=1", "--set", "epochs=3",
+             "--set", "n_models=1", "--threads", "1"]
+    one, _ = train(capsys, "n_jobs", d, *quick, "--jobs", "1")
+    one_bytes = one.read_bytes()
+    two, rec = train(capsys, "n_jobs", d, *quick, "--jobs", "2")
+    assert two.read_bytes() == one_bytes
+    assert predict_main(["--comp", "n_jobs", "--data-dir", str(d), "--run", Path(rec["run_dir"]).name, "--quiet"]) == 0
+    assert Path(capsys.readouterr().out.strip().splitlines()[-1]).read_bytes() == one_bytes
+    bad = pd.read_csv(d / "train.csv").assign(target=lambda t: t["target"] - 1000)
+    bad.to_csv(d / "train.csv", index=False)
+    before = sorted(p.name for p in Path("submissions").rglob("*"))
+    rc = train_main(["--comp", "n_jobs", "--data-dir", str(d), *FAST, *quick, "--jobs", "2",
+                     "--set", "target_transform=log1p"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and err[-1] == "error: target_transform=log1p needs targets > -1", err[-3:]
+    assert sorted(p.name for p in Path("submissions").rglob("*")) == before
+
+
+def test_the_nets_folds_go_to_workers_from_3000_rows_on_a_cpu(comps_root, monkeypatch):  # noqa: F811
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    comp = registry.get("titanic")
+    mlp = comp.params({"arch": "modern"})
+    assert comp.fold_jobs(mlp, 2999, 5) == 1 and comp.fold_jobs(mlp, 3000, 5) == 4
+    assert comp.fold_jobs(mlp, 3000, 3) == 3  # never more workers than folds
+    assert comp.with_model("lightgbm").fold_jobs(comp.with_model("lightgbm").default_params, 10**6, 5) == 1
+    from kit import workers
+
+    assert workers.threads_per_job(4) == 1 and workers.threads_per_job(2) == 2

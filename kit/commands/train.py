@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=int, default=1, metavar="N",
                    help="nets: train each fold data-parallel in N processes, one per CUDA device (N CPU processes "
                         "without a GPU); rank 0 writes the run (default 1; kit.devices)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="train the folds side by side in N worker processes, --threads each (default: the nets on "
+                        "a CPU from 3,000 rows: one per core up to the folds; otherwise 1; kit.workers)")
     p.add_argument("--skip-bad-images", action="store_true",
                    help="image competitions: drop unreadable training images, fill unreadable test rows from the "
                         "fold-ensemble prior (sets the skip_bad_images parameter)")
@@ -78,13 +81,16 @@ def _main(argv: Sequence[str] | None) -> int:
         if "weights" not in comp.default_params:
             raise KitError(f"--weights: competition {comp.name!r} has no backbone to load weights into")
         overrides["weights"] = str(args.weights.expanduser().resolve())
+    if args.jobs is not None and (args.jobs < 1 or (args.jobs > 1 and max(args.devices, devices.world_size()) > 1)):
+        raise KitError(f"--jobs must be at least 1 (got {args.jobs})" if args.jobs < 1 else
+                       "--jobs and --devices cannot be combined: each process of --devices trains every fold")
     run = prepare(comp, overrides=overrides, runs=args.runs)
     devices.check(args.devices, run.comp, run.params)
     if args.devices > 1 and not devices.distributed():
         return devices.launch(args.devices, ["train", *(sys.argv[1:] if argv is None else argv)])
     result = train_and_submit(
         run.comp, cargs.data_dir(args, comp.name), run.params, seed=args.seed, n_folds=args.folds, out=args.out,
-        runs=args.runs, progress=not args.quiet and sys.stdout.isatty(),
+        runs=args.runs, progress=not args.quiet and sys.stdout.isatty(), jobs=args.jobs, threads=args.threads,
     )
     print_run(run.comp, result)
     return 0

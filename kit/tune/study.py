@@ -6,10 +6,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
-import signal
 import sys
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +18,7 @@ import optuna
 from kit.errors import KitError
 from kit.tune import PRUNERS, SAMPLERS
 from kit.tune.storage import fail_stale_trials, masked, open_storage
+from kit.workers import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -201,29 +199,10 @@ def auto_repeats(comp, n_rows: int, declared: int | None) -> int:
     return int(own) if own else (3 if n_rows < 5000 else 1)
 
 
-def _die_with_parent(parent: int) -> None:
-    """End this worker process when `parent` (the `kit tune` that spawned it) dies, even by SIGKILL."""
-    try:  # Linux: the kernel signals us the moment the parent exits
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-    def watch() -> None:  # elsewhere (and as a backstop): an orphan is re-parented, so its parent id changes
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    if os.getppid() != parent:  # the parent died before the signal was armed
-        os._exit(1)
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
 def _spawned_worker(cfg: TuneConfig, worker: int, parent: int) -> None:
     from kit.cli import run, setup_logging
 
-    _die_with_parent(parent)
+    die_with_parent(parent)
     setup_logging(quiet=cfg.quiet)
 
     def go(_argv: Sequence[str] | None) -> int:

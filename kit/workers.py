@@ -1,0 +1,120 @@
+"""Worker processes: folds trained side by side (`kit train --jobs N`), and tying a worker's life to its parent.
+
+A small tabular net's step on a CPU does not use a second core: one fold of the modern MLP on a 12,550-row table
+took 134 s on one thread and 149 s on two (2-core Xeon). So folds are spread over `jobs` processes of
+`threads` torch threads each (one on 2 cores), started with `spawn` (forking a process whose torch has run is
+unsafe) and given the competition and the data once. Each fold starts from `seed_everything(its seed)`, so a fold's
+result does not depend on which worker ran it or what it ran before; the caller adds the folds up in fold order.
+A worker's start costs an import of torch and fastai (~6 s here), paid once per run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import os
+import pickle
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from kit.errors import KitError
+
+# Training rows from which a net's folds go to worker processes by default: below, a fold takes a few seconds and
+# the workers' start (~6 s) would cost more than it saves.
+PARALLEL_ROWS = 3000
+_WORKER: dict[str, Any] = {}  # the competition, data and parameters of this worker process (set by _start)
+
+
+def auto_jobs(n_folds: int) -> int:
+    """Worker processes for a net's folds on this machine: one per core, up to the folds; one with a GPU (one
+    device, shared) or inside a multi-process run (`kit train --devices`)."""
+    import torch
+
+    from kit import devices
+
+    if torch.cuda.is_available() or devices.distributed():
+        return 1
+    return max(1, min(os.cpu_count() or 1, n_folds))
+
+
+def threads_per_job(jobs: int) -> int:
+    """torch threads of each of `jobs` worker processes: the cores shared out (at least one)."""
+    return max(1, (os.cpu_count() or 1) // max(jobs, 1))
+
+
+def die_with_parent(parent: int) -> None:
+    """End this worker process when `parent` (the process that spawned it) dies, even by SIGKILL."""
+    try:  # Linux: the kernel signals us the moment the parent exits
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:  # elsewhere (and as a backstop): an orphan is re-parented, so its parent id changes
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _start(parent: int, name: str, comp: bytes, data: Any, params: dict[str, Any], threads: int) -> None:
+    """A fold worker's initializer: the competition's package imported (so that its pickled copy, which may
+    come from a folder outside competitions/, can be read back), torch's threads, warnings-only logging."""
+    die_with_parent(parent)
+    import torch
+
+    from kit import registry
+
+    registry.get(name)
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    _WORKER.update(comp=pickle.loads(comp), data=data, params=params)
+
+
+def _fit(k: int, train_idx: np.ndarray, valid_idx: np.ndarray, seed: int, keep_predictor: bool) -> tuple[int, Any]:
+    """One fold in a worker: seeded first, so its result is the same whichever worker runs it."""
+    from kit import learner
+
+    learner.seed_everything(seed)
+    w = _WORKER
+    out = w["comp"].fit_fold(w["data"], train_idx, valid_idx, w["params"], seed=seed, progress=False)
+    if not keep_predictor:
+        out.predictor = None  # not sent back: the caller does not keep it
+    return k, out
+
+
+def fit_folds(comp: Any, data: Any, params: dict[str, Any], folds: np.ndarray, todo: list[int], seed: int,
+              jobs: int, threads: int, keep_predictors: bool = True) -> Iterator[tuple[int, Any]]:
+    """(fold, FoldOutput) for each fold in `todo` as `jobs` worker processes finish them (fold k's seed is
+    seed + k, as in the sequential loop). An error in a fold is raised here; the other workers are stopped."""
+    ctx = multiprocessing.get_context("spawn")
+    pool = cf.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=ctx, initializer=_start,
+        initargs=(os.getpid(), comp.name, pickle.dumps(comp), data, params, threads))
+    try:
+        futures = [pool.submit(_fit, k, np.flatnonzero(folds != k), np.flatnonzero(folds == k), seed + k,
+                               keep_predictors) for k in todo]
+        for f in cf.as_completed(futures):
+            try:
+                yield f.result()
+            except cf.process.BrokenProcessPool:
+                raise KitError(f"a fold's worker process died (out of memory?); rerun with --jobs 1 or fewer "
+                               f"jobs than {jobs}") from None
+    except BaseException:
+        # the pool's own shutdown waits for the running folds: stop them now (an error or Ctrl-C)
+        for p in list((getattr(pool, "_processes", None) or {}).values()):
+            p.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
