@@ -14,7 +14,7 @@ from kit.commands.train import main as train_main
 from kit.commands.tune import main as tune_main
 from kit.cv import cross_validate, make_folds
 from kit.errors import KitError
-from kit.families.trees import LightGBM, curve_rows
+from kit.families.trees import LightGBM, XGBoost, curve_rows
 from kit.tasks import Binary
 from tests.test_contract import comps_root, label_sample, raw_scale, text_labels, write_comp  # noqa: F401
 
@@ -102,7 +102,8 @@ def test_a_tree_predictor_pickled_under_its_old_path_still_loads(tmp_path: Path,
     assert type(new) is TreePredictor and new.family == "lightgbm" and new.levels == {"c": ["x", "y"]}
 
 
-def test_lightgbm_scores_its_train_curve_on_a_sample_and_stops_on_the_validation_rows():
+@pytest.mark.parametrize("family", [LightGBM, XGBoost], ids=["lightgbm", "xgboost"])
+def test_trees_score_their_train_curve_on_a_sample_and_stop_on_the_validation_rows(family):
     rng = np.random.default_rng(0)
     x = pd.DataFrame({"a": rng.normal(size=3000), "b": rng.normal(size=3000)})
     y = (x["a"] + rng.normal(0, 1, 3000) > 0).astype(int).to_numpy()
@@ -114,8 +115,9 @@ def test_lightgbm_scores_its_train_curve_on_a_sample_and_stops_on_the_validation
     for limit in (10_000, 500):  # the curve on every training row, then on a sample: the same trees either way
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr("kit.families.trees.CURVE_ROWS", limit)
-            model, curve = LightGBM().fit_model(Binary(), params, 0, 1, x[:2400], y[:2400], x[2400:], y[2400:], [])
-        fits[limit] = (model.best_iteration_, model.predict_proba(x[2400:])[:, 1], curve)
+            model, curve = family().fit_model(Binary(), params, 0, 1, x[:2400], y[:2400], x[2400:], y[2400:], [])
+        fits[limit] = (getattr(model, "best_iteration_", getattr(model, "best_iteration", None)),
+                       model.predict_proba(x[2400:])[:, 1], curve)
     assert 0 < fits[500][0] == fits[10_000][0] < 400  # stopped by the validation rows, not the training sample
     assert np.array_equal(fits[500][1], fits[10_000][1])
     assert [e["valid_loss"] for e in fits[500][2]] == [e["valid_loss"] for e in fits[10_000][2]]

@@ -91,7 +91,7 @@ def fit_seed_mlp(comp: Any, data: Data, train_idx: np.ndarray, valid_idx: np.nda
     epochs = p.epochs or nets_fit.auto_epochs(len(train_idx))
     params = {**params, "bs": bs, "epochs": epochs}
     valid, models, hist = [], [], []
-    for m in range(p.n_models or 1):
+    for m in range(p.n_models or nets_fit.auto_models("seed")):
         learner.seed_everything(seed + 1000 * m)
         dls, _ = learner.tensor_dataloaders(x_train, y_train, x_valid, y_valid, x_valid[:0], bs, comp.task)
         learn = learner.make_learner(dls, comp.model(x_train.shape[1], n_out, params), comp.task, p.lr, p.wd,

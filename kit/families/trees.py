@@ -247,7 +247,8 @@ class XGBoost(TreeFamily):
         common = dict(random_state=seed, n_jobs=_threads(), tree_method="hist", enable_categorical=True,
                       early_stopping_rounds=int(params["early_stopping"]), verbosity=0, **self.library_params(params))
         model = (xgb.XGBClassifier if task.classification else xgb.XGBRegressor)(**common)
-        model.fit(x_tr, y_tr, eval_set=[(x_tr, y_tr), (x_va, y_va)], verbose=False)
+        # early stopping watches the last eval set (the validation rows): the curve's sample changes no tree
+        model.fit(x_tr, y_tr, eval_set=[curve_rows(x_tr, y_tr, seed), (x_va, y_va)], verbose=False)
         ev = model.evals_result()
         metric = next(iter(ev["validation_0"]))
         return model, _curve(ev["validation_0"][metric], ev["validation_1"][metric])
