@@ -182,6 +182,45 @@ def test_tune_workers_die_with_their_parent(titanic_data: Path, tmp_path: Path) 
     assert not left, "tune workers outlived their parent"
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGKILL"])
+def test_fold_workers_stop_with_their_run(titanic_data: Path, tmp_path: Path, sig: str) -> None:
+    # `kit train --jobs 2`: Ctrl-C stops the fold workers at once (exit 130, nothing written); a SIGKILL of the
+    # run takes its workers with it
+    import signal
+
+    cmd = [sys.executable, "-m", "kit", "train", "--comp", "titanic", "--data-dir", str(titanic_data), "--runs",
+           str(tmp_path / "runs"), "--out", str(tmp_path / "subs"), "--set", "epochs=400", "--jobs", "2", "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:  # until both workers are past start-up: importing torch (~200 MB)
+            workers = _children(proc.pid) if proc.poll() is None else []
+            if len(workers) == 2 and all(_rss_mb(w) > 150 for w in workers):
+                break
+            assert proc.poll() is None
+            time.sleep(0.3)
+        else:
+            pytest.fail("fold workers never started")
+        time.sleep(2)  # into their folds
+        proc.send_signal(getattr(signal, sig))
+        rc = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc == (130 if sig == "SIGINT" else -signal.SIGKILL)
+    deadline = time.time() + 10
+    while any(_alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    left = [w for w in workers if _alive(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left, "fold workers outlived their run"
+    assert not (tmp_path / "subs").exists() or not any((tmp_path / "subs").rglob("*.csv"))
+
+
 # ---- part 5: a killed download's staging folder goes on the next run, not after ten idle minutes --------------
 
 
