@@ -150,6 +150,29 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _started_workers(proc: subprocess.Popen, n: int = 2) -> list[int]:
+    """`proc`'s n worker processes once they are past start-up (importing torch: ~200 MB each)."""
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        workers = _children(proc.pid) if proc.poll() is None else []
+        if len(workers) == n and all(_rss_mb(w) > 150 for w in workers):
+            return workers
+        assert proc.poll() is None
+        time.sleep(0.3)
+    pytest.fail("the workers never started")
+
+
+def _gone(workers: list[int]) -> list[int]:
+    """Those of `workers` still alive after 10 s (killed, for the next test's sake)."""
+    deadline = time.time() + 10
+    while any(_alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    left = [w for w in workers if _alive(w)]
+    for w in left:
+        os.kill(w, 9)
+    return left
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 def test_tune_workers_die_with_their_parent(titanic_data: Path, tmp_path: Path) -> None:
     import signal
@@ -159,27 +182,12 @@ def test_tune_workers_die_with_their_parent(titanic_data: Path, tmp_path: Path) 
            str(tmp_path / "runs"), "--folds", "2", "--set", "epochs=400", "--threads", "1", "--n-jobs", "2",
            "--n-trials", "2", "--no-refit", "--storage", f"journal:{journal}"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    workers: list[int] = []
     try:
-        deadline = time.time() + 90
-        while time.time() < deadline:  # until both workers are past start-up: importing torch (~200 MB)
-            workers = _children(proc.pid) if proc.poll() is None else []
-            if len(workers) == 2 and all(_rss_mb(w) > 150 for w in workers):
-                break
-            assert proc.poll() is None
-            time.sleep(0.3)
-        else:
-            pytest.fail("workers never started a trial")
+        workers = _started_workers(proc)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    deadline = time.time() + 10
-    while any(_alive(w) for w in workers) and time.time() < deadline:
-        time.sleep(0.1)
-    left = [w for w in workers if _alive(w)]
-    for w in left:
-        os.kill(w, signal.SIGKILL)
-    assert not left, "tune workers outlived their parent"
+    assert not _gone(workers), "tune workers outlived their parent"
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
@@ -192,17 +200,8 @@ def test_fold_workers_stop_with_their_run(titanic_data: Path, tmp_path: Path, si
     cmd = [sys.executable, "-m", "kit", "train", "--comp", "titanic", "--data-dir", str(titanic_data), "--runs",
            str(tmp_path / "runs"), "--out", str(tmp_path / "subs"), "--set", "epochs=400", "--jobs", "2", "--quiet"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    workers: list[int] = []
     try:
-        deadline = time.time() + 90
-        while time.time() < deadline:  # until both workers are past start-up: importing torch (~200 MB)
-            workers = _children(proc.pid) if proc.poll() is None else []
-            if len(workers) == 2 and all(_rss_mb(w) > 150 for w in workers):
-                break
-            assert proc.poll() is None
-            time.sleep(0.3)
-        else:
-            pytest.fail("fold workers never started")
+        workers = _started_workers(proc)
         time.sleep(2)  # into their folds
         proc.send_signal(getattr(signal, sig))
         rc = proc.wait(timeout=30)
@@ -211,14 +210,8 @@ def test_fold_workers_stop_with_their_run(titanic_data: Path, tmp_path: Path, si
             proc.kill()
             proc.wait()
     assert rc == (130 if sig == "SIGINT" else -signal.SIGKILL)
-    deadline = time.time() + 10
-    while any(_alive(w) for w in workers) and time.time() < deadline:
-        time.sleep(0.1)
-    left = [w for w in workers if _alive(w)]
-    for w in left:
-        os.kill(w, signal.SIGKILL)
-    assert not left, "fold workers outlived their run"
-    assert not (tmp_path / "subs").exists() or not any((tmp_path / "subs").rglob("*.csv"))
+    assert not _gone(workers), "fold workers outlived their run"
+    assert not any((tmp_path / "subs").rglob("*.csv"))
 
 
 # ---- part 5: a killed download's staging folder goes on the next run, not after ten idle minutes --------------
