@@ -18,6 +18,7 @@ import pickle
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,21 +31,48 @@ PARALLEL_ROWS = 3000
 _WORKER: dict[str, Any] = {}  # the competition, data and parameters of this worker process (set by _start)
 
 
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" in microseconds, or "max <period>"
+
+
+def cores(cpu_max: Path = CPU_MAX) -> int:
+    """The CPU cores this process may use: its affinity mask (a container's cpuset), capped by a cgroup v2 CPU
+    quota (`docker --cpus`), which `os.cpu_count` ignores: 5 workers of 12 threads on a 2-CPU container of a
+    64-core host would crawl."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path(cpu_max).read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
+def can_spawn() -> bool:
+    """Whether worker processes can be started here (their queues need POSIX semaphores: some sandboxes have
+    none, or no /dev/shm)."""
+    try:
+        multiprocessing.get_context("spawn").Lock()
+    except (OSError, ImportError, PermissionError):
+        return False
+    return True
+
+
 def auto_jobs(n_folds: int) -> int:
     """Worker processes for a net's folds on this machine: one per core, up to the folds; one with a GPU (one
-    device, shared) or inside a multi-process run (`kit train --devices`)."""
+    device, shared), inside a multi-process run (`kit train --devices`), or where processes cannot be spawned."""
     import torch
 
     from kit import devices
 
-    if torch.cuda.is_available() or devices.distributed():
+    if torch.cuda.is_available() or devices.distributed() or cores() == 1 or not can_spawn():
         return 1
-    return max(1, min(os.cpu_count() or 1, n_folds))
+    return max(1, min(cores(), n_folds))
 
 
 def threads_per_job(jobs: int) -> int:
     """torch threads of each of `jobs` worker processes: the cores shared out (at least one)."""
-    return max(1, (os.cpu_count() or 1) // max(jobs, 1))
+    return max(1, cores() // max(jobs, 1))
 
 
 def die_with_parent(parent: int) -> None:
@@ -98,6 +126,8 @@ def fit_folds(comp: Any, data: Any, params: dict[str, Any], folds: np.ndarray, t
               jobs: int, threads: int, keep_predictors: bool = True) -> Iterator[tuple[int, Any]]:
     """(fold, FoldOutput) for each fold in `todo` as `jobs` worker processes finish them (fold k's seed is
     seed + k, as in the sequential loop). An error in a fold is raised here; the other workers are stopped."""
+    if not can_spawn():
+        raise KitError(f"--jobs {jobs}: worker processes cannot be started here (no POSIX semaphores); use --jobs 1")
     ctx = multiprocessing.get_context("spawn")
     pool = cf.ProcessPoolExecutor(
         max_workers=jobs, mp_context=ctx, initializer=_start,

@@ -353,7 +353,7 @@ def test_folds_in_worker_processes_match_one_process_and_their_errors_are_one_li
 
 
 def test_the_nets_folds_go_to_workers_from_3000_rows_on_a_cpu(comps_root, monkeypatch):  # noqa: F811
-    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    monkeypatch.setattr("kit.workers.cores", lambda: 4)
     comp = registry.get("titanic")
     mlp = comp.params({"arch": "modern"})
     assert comp.fold_jobs(mlp, 2999, 5) == 1 and comp.fold_jobs(mlp, 3000, 5) == 4
@@ -362,3 +362,24 @@ def test_the_nets_folds_go_to_workers_from_3000_rows_on_a_cpu(comps_root, monkey
     from kit import workers
 
     assert workers.threads_per_job(4) == 1 and workers.threads_per_job(2) == 2
+
+
+def test_workers_count_the_cores_a_container_allows_and_fall_back_where_they_cannot_start(tmp_path, monkeypatch):
+    from kit import workers
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(64)))
+    (tmp_path / "cpu.max").write_text("200000 100000\n")  # docker --cpus 2 on a 64-core host
+    assert workers.cores(tmp_path / "cpu.max") == 2
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert workers.cores(tmp_path / "cpu.max") == 64 == workers.cores(tmp_path / "absent")
+    monkeypatch.setattr("kit.workers.cores", lambda: 4)
+    assert workers.auto_jobs(5) == 4
+
+    class NoSemaphores:
+        def Lock(self):  # noqa: N802 (multiprocessing's name)
+            raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr("multiprocessing.get_context", lambda _method: NoSemaphores())
+    assert workers.auto_jobs(5) == 1  # the default falls back to one process
+    with pytest.raises(KitError, match="--jobs 2: worker processes cannot be started here"):
+        next(workers.fit_folds(None, None, {}, np.zeros(4), [0], 0, 2, 1))
