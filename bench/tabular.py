@@ -212,7 +212,7 @@ def write_table(t: Table, root: Path) -> tuple[Path, pd.Series, dict[str, int]]:
 def worker(a: argparse.Namespace) -> None:
     """Cross-validate one family on one repeat's folds; write fold scores, OOF, test predictions and seconds."""
     sys.path.insert(0, str(ROOT))
-    from kit import registry, workers
+    from kit import registry
     from kit.cv import cross_validate, make_folds
     from kit.params import parse_overrides
 
@@ -222,9 +222,8 @@ def worker(a: argparse.Namespace) -> None:
     params = comp.params(parse_overrides(sets, comp.default_params))
     folds = make_folds(comp.task, data.y, FOLDS, a.seed)
     start = time.perf_counter()
-    jobs = comp.fold_jobs(params, len(data.y), FOLDS)  # as `kit train` decides (kit.workers)
-    res = cross_validate(comp, data, params, a.seed, folds=folds, progress=False, jobs=jobs,
-                         threads=workers.threads_per_job(jobs))
+    # jobs=None: the folds in worker processes as `kit train` decides (the competition's fold_jobs)
+    res = cross_validate(comp, data, params, a.seed, folds=folds, progress=False, jobs=None)
     np.savez(a.result, oof=res.oof, test=res.test, folds=folds, y=data.y, scores=np.asarray(res.fold_scores),
              seconds=time.perf_counter() - start, params=json.dumps(params, default=str))
 

@@ -109,8 +109,8 @@ def cross_validate(
     progress: bool = True,
     checkpoint: FoldCheckpoint | None = None,
     keep_predictors: bool = False,
-    jobs: int = 1,
-    threads: int = 1,
+    jobs: int | None = 1,
+    threads: int | None = None,
 ) -> CVResult:
     """Fit one model per fold; every training row gets an out-of-fold prediction, the test set the fold mean.
 
@@ -120,7 +120,7 @@ def cross_validate(
     `checkpoint`: finished folds are kept there and reused when the same run is started again;
     `keep_predictors`: return each fold's predictor (to save the run's models); `jobs` > 1: the folds side by side
     in that many worker processes of `threads` torch threads (kit.workers; not with `callbacks`/`on_fold`, which
-    watch a fold as it trains).
+    watch a fold as it trains); `jobs=None`: the competition's `fold_jobs`, `threads=None`: the cores shared out.
     """
     n_folds = n_folds or comp.n_folds
     if folds is None:
@@ -132,6 +132,8 @@ def cross_validate(
     histories: list[list[dict]] = []
     predictors: list = []
     start = time.perf_counter()
+    if jobs is None:
+        jobs = comp.fold_jobs(params, len(data.y), n_folds)
     if jobs > 1 and (callbacks is not None or on_fold is not None):
         raise KitError("folds in worker processes (jobs > 1) cannot take callbacks or on_fold")
     ready = _parallel_folds(comp, data, params, seed, folds, checkpoint, keep_predictors, jobs, threads) \
@@ -197,9 +199,10 @@ def _log_fold(comp: Competition, k: int, n_folds: int, finished: int, score: flo
 
 
 def _parallel_folds(comp: Competition, data: Data, params: dict[str, Any], seed: int, folds: np.ndarray,
-                    checkpoint: FoldCheckpoint | None, keep_predictors: bool, jobs: int, threads: int) -> dict:
+                    checkpoint: FoldCheckpoint | None, keep_predictors: bool, jobs: int, threads: int | None) -> dict:
     """Every fold's output: the checkpointed ones reused, the others trained by `jobs` worker processes
     (kit.workers), each saved to the checkpoint as it finishes."""
+    from kit.devices import threads_per_job
     from kit.workers import fit_folds
 
     n_folds = int(folds.max()) + 1
@@ -207,7 +210,8 @@ def _parallel_folds(comp: Competition, data: Data, params: dict[str, Any], seed:
     todo = [k for k in range(n_folds) if k not in ready]
     if not todo:
         return ready
-    jobs = min(jobs, len(todo))
+    threads = threads or threads_per_job(jobs)  # before the jobs shrink to the folds left: a resumed run's threads
+    jobs = min(jobs, len(todo))  # (and so its sums) are those of the run it resumes
     log.info("folds %s: training in %d worker processes of %d thread%s", ", ".join(str(k + 1) for k in todo),
              jobs, threads, "s" if threads > 1 else "")
     start = time.perf_counter()

@@ -11,7 +11,8 @@ rank takes bs // N of its rows, so the parameters keep their meaning (a `kit tun
 A launcher that sets torch's environment (`RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR`, `MASTER_PORT`) works
 the same: `torchrun --standalone --nproc-per-node N -m kit train ...` (`accelerate launch --cpu --num_processes N`
 starts one process on a CPU machine without MPI). With one process (the default) nothing here is used and a run is
-byte-for-byte what it was.
+byte-for-byte what it was. `cores` and `threads_per_job`: the CPU cores this process may use, shared out between
+worker processes (this launcher's, `kit tune --n-jobs`', `kit train --jobs`').
 """
 
 from __future__ import annotations
@@ -56,6 +57,28 @@ def is_main() -> bool:
     return rank() == 0
 
 
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" in microseconds, or "max <period>"
+
+
+def cores(cpu_max: Path = CPU_MAX) -> int:
+    """The CPU cores this process may use: its affinity mask (a container's cpuset), capped by a cgroup v2 CPU
+    quota (`docker --cpus`), which `os.cpu_count` ignores: 5 workers of 12 threads on a 2-CPU container of a
+    64-core host would crawl."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path(cpu_max).read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
+def threads_per_job(jobs: int) -> int:
+    """torch threads of each of `jobs` worker processes: the cores shared out (at least one)."""
+    return max(1, cores() // max(jobs, 1))
+
+
 def check(n: int, comp: Any, params: dict[str, Any]) -> None:
     """Refuse `--devices n` (or a launcher's processes) in one line when it cannot run: fewer CUDA devices than
     asked, Apple MPS, a tree model (not a fastai Learner), a launcher started with another count."""
@@ -90,7 +113,7 @@ def launch(n: int, argv: Sequence[str], module: str = "kit") -> int:
     root = str(Path(__file__).resolve().parents[1])  # the children import this kit, whatever sys.path had
     os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [saved["PYTHONPATH"]])])
     # torchrun would set 1 with a warning; N processes share the cores (`--threads` still sets torch's own)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_job(n)))
     for name in ("torch.distributed.elastic", "torch.distributed.run", "torch.distributed.launcher"):
         logging.getLogger(name).setLevel(logging.CRITICAL)  # rank 0 says what went wrong, in one line
     args = torchrun.parse_args(["--standalone", f"--nproc-per-node={n}", "--max-restarts=0", "--module", module,

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kit import devices, plots, predictors, workers
+from kit import devices, plots, predictors
 from kit import runs as run_folder
 from kit.checkpoint import FoldCheckpoint
 from kit.cv import CVResult, cross_validate, make_folds
@@ -149,10 +149,8 @@ def train_and_submit(
         checkpoint = FoldCheckpoint.for_config(runs, comp.name, {
             "model": comp.describe_model(params), "params": params, "seed": seed,
             "folds": hashlib.sha256(folds.tobytes()).hexdigest(), "code": commit, "inputs": inputs})
-        n_folds = int(folds.max()) + 1
-        jobs = jobs or comp.fold_jobs(params, len(data.y), n_folds)
         cv = cross_validate(comp, data, params, seed, folds=folds, progress=progress, checkpoint=checkpoint,
-                            keep_predictors=True, jobs=jobs, threads=threads or workers.threads_per_job(jobs))
+                            keep_predictors=True, jobs=jobs, threads=threads)
     if not np.isfinite(cv.test).all():
         i = int(np.argwhere(~np.isfinite(cv.test.reshape(len(cv.test), -1)))[0][0])
         idc = row_id_col(comp, data.test)

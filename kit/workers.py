@@ -18,34 +18,17 @@ import pickle
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from kit import devices
 from kit.errors import KitError
 
 # Training rows from which a net's folds go to worker processes by default: below, a fold takes a few seconds and
 # the workers' start (~6 s) would cost more than it saves.
 PARALLEL_ROWS = 3000
 _WORKER: dict[str, Any] = {}  # the competition, data and parameters of this worker process (set by _start)
-
-
-CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" in microseconds, or "max <period>"
-
-
-def cores(cpu_max: Path = CPU_MAX) -> int:
-    """The CPU cores this process may use: its affinity mask (a container's cpuset), capped by a cgroup v2 CPU
-    quota (`docker --cpus`), which `os.cpu_count` ignores: 5 workers of 12 threads on a 2-CPU container of a
-    64-core host would crawl."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        quota, period = Path(cpu_max).read_text().split()[:2]
-        if quota != "max":
-            n = min(n, max(1, int(quota) // int(period)))
-    except (OSError, ValueError):
-        pass
-    return max(1, n)
 
 
 def can_spawn() -> bool:
@@ -63,16 +46,10 @@ def auto_jobs(n_folds: int) -> int:
     device, shared), inside a multi-process run (`kit train --devices`), or where processes cannot be spawned."""
     import torch
 
-    from kit import devices
-
-    if torch.cuda.is_available() or devices.distributed() or cores() == 1 or not can_spawn():
+    n = devices.cores()
+    if torch.cuda.is_available() or devices.distributed() or n == 1 or not can_spawn():
         return 1
-    return max(1, min(cores(), n_folds))
-
-
-def threads_per_job(jobs: int) -> int:
-    """torch threads of each of `jobs` worker processes: the cores shared out (at least one)."""
-    return max(1, cores() // max(jobs, 1))
+    return min(n, n_folds)
 
 
 def die_with_parent(parent: int) -> None:

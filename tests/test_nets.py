@@ -353,26 +353,26 @@ def test_folds_in_worker_processes_match_one_process_and_their_errors_are_one_li
 
 
 def test_the_nets_folds_go_to_workers_from_3000_rows_on_a_cpu(comps_root, monkeypatch):  # noqa: F811
-    monkeypatch.setattr("kit.workers.cores", lambda: 4)
+    monkeypatch.setattr("kit.devices.cores", lambda: 4)
     comp = registry.get("titanic")
     mlp = comp.params({"arch": "modern"})
     assert comp.fold_jobs(mlp, 2999, 5) == 1 and comp.fold_jobs(mlp, 3000, 5) == 4
     assert comp.fold_jobs(mlp, 3000, 3) == 3  # never more workers than folds
     assert comp.with_model("lightgbm").fold_jobs(comp.with_model("lightgbm").default_params, 10**6, 5) == 1
-    from kit import workers
+    from kit import devices
 
-    assert workers.threads_per_job(4) == 1 and workers.threads_per_job(2) == 2
+    assert devices.threads_per_job(4) == 1 and devices.threads_per_job(2) == 2
 
 
 def test_workers_count_the_cores_a_container_allows_and_fall_back_where_they_cannot_start(tmp_path, monkeypatch):
-    from kit import workers
+    from kit import devices, workers
 
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(64)))
     (tmp_path / "cpu.max").write_text("200000 100000\n")  # docker --cpus 2 on a 64-core host
-    assert workers.cores(tmp_path / "cpu.max") == 2
+    assert devices.cores(tmp_path / "cpu.max") == 2
     (tmp_path / "cpu.max").write_text("max 100000\n")
-    assert workers.cores(tmp_path / "cpu.max") == 64 == workers.cores(tmp_path / "absent")
-    monkeypatch.setattr("kit.workers.cores", lambda: 4)
+    assert devices.cores(tmp_path / "cpu.max") == 64 == devices.cores(tmp_path / "absent")
+    monkeypatch.setattr("kit.devices.cores", lambda: 4)
     assert workers.auto_jobs(5) == 4
 
     class NoSemaphores:

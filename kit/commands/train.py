@@ -81,9 +81,10 @@ def _main(argv: Sequence[str] | None) -> int:
         if "weights" not in comp.default_params:
             raise KitError(f"--weights: competition {comp.name!r} has no backbone to load weights into")
         overrides["weights"] = str(args.weights.expanduser().resolve())
-    if args.jobs is not None and (args.jobs < 1 or (args.jobs > 1 and max(args.devices, devices.world_size()) > 1)):
-        raise KitError(f"--jobs must be at least 1 (got {args.jobs})" if args.jobs < 1 else
-                       "--jobs and --devices cannot be combined: each process of --devices trains every fold")
+    if args.jobs is not None and args.jobs < 1:
+        raise KitError(f"--jobs must be at least 1 (got {args.jobs})")
+    if (args.jobs or 1) > 1 and max(args.devices, devices.world_size()) > 1:
+        raise KitError("--jobs and --devices cannot be combined: each process of --devices trains every fold")
     run = prepare(comp, overrides=overrides, runs=args.runs)
     devices.check(args.devices, run.comp, run.params)
     if args.devices > 1 and not devices.distributed():

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from kit.devices import threads_per_job
 from kit.errors import KitError
 from kit.tune import PRUNERS, SAMPLERS
 from kit.tune.storage import fail_stale_trials, masked, open_storage
@@ -221,7 +222,7 @@ def run_workers(cfg: TuneConfig, n_jobs: int, first_worker: int = 0, data=None) 
         log.warning("SQLite locks under concurrent writers; prefer --storage journal:PATH for --n-jobs > 1")
     ctx = multiprocessing.get_context("spawn")  # fork after torch/fastai initialised is unsafe
     shares = [cfg.n_trials // n_jobs + (i < cfg.n_trials % n_jobs) for i in range(n_jobs)]
-    threads = cfg.threads or max(1, (os.cpu_count() or 1) // n_jobs)
+    threads = cfg.threads or threads_per_job(n_jobs)
     procs = []
     for i, share in enumerate(shares):
         if share == 0:
