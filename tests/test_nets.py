@@ -16,7 +16,15 @@ from kit.errors import KitError
 from kit.losses import EnsembleLoss, SmoothBCEWithLogitsLossFlat
 from kit.nets.callbacks import BestEpoch
 from kit.nets.features import NetFeatures, smooth_clip
-from kit.nets.fit import auto_batch_size, auto_epochs, auto_models, fold_batch_size, mean_factor, target_scaler
+from kit.nets.fit import (
+    auto_batch_size,
+    auto_epochs,
+    auto_models,
+    fold_batch_size,
+    fold_epochs,
+    mean_factor,
+    target_scaler,
+)
 from kit.nets.modules import TabM, TabularMLP
 from kit.tasks import Binary, Multiclass, Regression
 from tests.test_contract import (  # noqa: F401
@@ -116,6 +124,10 @@ def test_batch_size_and_epochs_follow_the_data_size():
     assert fold_batch_size("mlp", binary, 3_000) == 256 and fold_batch_size("mlp", binary, 20_000) == 1024
     assert fold_batch_size("mlp", regression, 3_000) == fold_batch_size("tabm", binary, 3_000) == 128
     assert auto_models("mlp") == 2 and auto_models("tabm") == 1
+    # the MLP's regression sees half the rows per fold (its batches are half as large): the same steps
+    assert fold_epochs("mlp", regression, 38_400) == 10 and fold_epochs("mlp", binary, 38_400) == 16
+    assert fold_epochs("mlp", regression, 12_900) == auto_epochs(12_900) == 30
+    assert fold_epochs("tabm", regression, 38_400) == 16 and fold_epochs("mlp", regression, 5_000) == auto_epochs(5_000)
 
 
 def test_skewed_non_negative_targets_are_fit_on_log1p_and_clipped_to_the_range():

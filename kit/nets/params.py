@@ -40,7 +40,7 @@ class NetParams(Params):
     lr: float = 6e-3
     wd: float = 1e-4
     dropout: float = 0.1
-    epochs: int = 0  # 0: ~24 passes, fewer above 25k rows (kit.nets.fit.auto_epochs)
+    epochs: int = 0  # 0: ~24 passes, fewer above 16k-25k rows (kit.nets.fit.fold_epochs)
     bs: int = 0  # 0: a power of two near rows / 32 (regression, TabM) or / 16 (the MLP's classification) up to
     # 512 or 1,024, and 1,024 from ~46k rows (kit.nets.fit.auto_batch_size)
     n_models: int = 0  # 0: two nets a fold for the modern MLP (kit.nets.fit.auto_models), one for TabM
