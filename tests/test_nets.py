@@ -3,6 +3,7 @@ tabm`), on tiny generated tables of every task kind; their encoder, losses, call
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -10,22 +11,23 @@ import pandas as pd
 import pytest
 import torch
 
-from kit import learner, registry
+from kit import devices, learner, registry
 from kit.cv import cross_validate
 from kit.errors import KitError
 from kit.losses import EnsembleLoss, SmoothBCEWithLogitsLossFlat
-from kit.nets.callbacks import BestEpoch
+from kit.nets.callbacks import BestEpoch, BF16Autocast
 from kit.nets.features import NetFeatures, smooth_clip
 from kit.nets.fit import (
     auto_batch_size,
     auto_epochs,
     auto_models,
+    bf16,
     fold_batch_size,
     fold_epochs,
     mean_factor,
     target_scaler,
 )
-from kit.nets.modules import TabM, TabularMLP
+from kit.nets.modules import FastDropout, TabM, TabularMLP
 from kit.tasks import Binary, Multiclass, Regression
 from tests.test_contract import (  # noqa: F401
     FAST,
@@ -213,13 +215,63 @@ def test_chosen_epoch_restores_the_best_validation_weights():
     assert learn.validate()[0] == pytest.approx(min(losses), rel=1e-5)
 
 
+def test_fast_dropout_drops_p_of_the_units_reproducibly_and_is_the_identity_in_eval():
+    torch.manual_seed(0)
+    a = FastDropout(0.25)
+    torch.manual_seed(0)
+    b = FastDropout(0.25)
+    x = torch.ones(400, 250, requires_grad=True)
+    y = a(x)
+    assert torch.equal(y, b(x))  # seeded from torch's generator: a seeded fit draws the same masks
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.75) < 0.01 and torch.allclose(y[kept], torch.tensor(256 / 192))
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # the gradient flows through the kept units, scaled alike
+    assert not torch.equal(a(x), y)  # a new mask every batch
+    c = pickle.loads(pickle.dumps(b))  # saved fold models carry the generator, as a plain state dict
+    assert torch.equal(c(x), b(x)) and isinstance(b.__getstate__()["rng"], dict)
+    a.eval()
+    assert a(x) is x
+    assert FastDropout(0.0)(x) is x
+    # the modern nets' dropouts are all FastDropout (TabM's inside the tabm package's block too)
+    for net in (TabularMLP(3, [5], 1), TabM(3, [5], 1, "identity", k=2)):
+        drops = [m for m in net.modules() if isinstance(m, torch.nn.Dropout | FastDropout)]
+        assert drops and all(isinstance(m, FastDropout) for m in drops)
+
+
+def test_bfloat16_autocast_runs_the_training_batches_where_the_cpu_has_amx(tmp_path, monkeypatch):
+    amx, avx = tmp_path / "amx", tmp_path / "avx"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_bf16 amx_tile\n")
+    avx.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512_bf16\n")
+    assert devices.fast_cpu_bf16(amx) and not devices.fast_cpu_bf16(avx)
+    assert not devices.fast_cpu_bf16(tmp_path / "none")  # no /proc/cpuinfo: float32
+    for flag in (True, False):
+        monkeypatch.setattr(devices, "fast_cpu_bf16", lambda flag=flag: flag)
+        assert bf16("auto") is flag and bf16("bf16") and not bf16("fp32")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.float32)
+    for cbs, train_dtype in (([BF16Autocast()], torch.bfloat16), ([], torch.float32)):
+        learner.seed_everything(0)
+        dls, _ = learner.tensor_dataloaders(x[:200], y[:200], x[200:], y[200:], x[:0], 50, Binary())
+        net = TabularMLP(3, [], 1, 32, 2, 0.1, "none")
+        seen = set()
+        net.body[0].register_forward_hook(lambda m, i, o, seen=seen: seen.add((m.training, o.dtype)))
+        learn = learner.make_learner(dls, net, Binary(), 1e-2, 0.0)
+        learner.fit(learn, 4, 1e-2, None, cbs=cbs, progress=False)
+        assert seen == {(True, train_dtype), (False, torch.float32)}  # validation in float32
+        assert all(p.dtype == torch.float32 for p in net.parameters())
+        assert learner.history(learn)[-1]["valid_loss"] < 0.5  # it learns (log 2 = 0.69 at chance)
+
+
 def test_bad_net_parameters_are_one_line(comps_root):  # noqa: F811
     write_comp(comps_root, "nbad", "binary", "auc", binary_yes_no, prob_sample, n=60, n_test=10)
     comp = registry.get("nbad")
     for bad, msg in (({"num_emb": "fourier"}, "num_emb must be one of periodic, none"),
                      ({"label_smoothing": 0.7}, r"label_smoothing must be in \[0, 0.5\)"),
                      ({"bs": -1}, "bs must be >= 1, or 0"),
-                     ({"arch": "resnet"}, "arch must be one of auto, modern, seed")):
+                     ({"arch": "resnet"}, "arch must be one of auto, modern, seed"),
+                     ({"precision": "fp16"}, "precision must be one of auto, fp32, bf16")):
         with pytest.raises(KitError, match=msg):
             comp.check_params(comp.params(bad))
 
@@ -313,7 +365,6 @@ def test_tune_searches_tabm_in_its_own_study(titanic_dir, workdir, capsys):
 
 def test_one_hot_columns_are_one_scatter_and_old_pickled_encoders_still_predict():
     import io
-    import pickle
 
     import torch.nn.functional as F
 

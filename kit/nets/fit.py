@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from kit import learner
+from kit import devices, learner
 from kit.errors import KitError
 from kit.losses import EnsembleLoss
-from kit.nets.callbacks import BestEpoch
+from kit.nets.callbacks import BestEpoch, BF16Autocast
 from kit.nets.features import NetFeatures
 from kit.nets.modules import TabM, TabularMLP
 from kit.nets.params import MLPParams, TabMParams
@@ -162,6 +162,13 @@ def build(kind: str, enc: NetFeatures, n_out: int, comp: Any, p: MLPParams | Tab
     return TabularMLP(enc.n_numeric, enc.cardinalities, n_out, **common)
 
 
+def bf16(precision: str) -> bool:
+    """Whether training batches run under bfloat16 autocast: `bf16`, or `auto` on a CPU with AMX tiles."""
+    if precision == "auto":
+        return learner.default_device().type == "cpu" and devices.fast_cpu_bf16()
+    return precision == "bf16"
+
+
 def fit_fold(
     kind: str,
     comp: Any,
@@ -199,7 +206,8 @@ def fit_fold(
                                      metrics=[learner.competition_metric(comp, scaler)], loss_func=loss,
                                      opt_func=learner.torch_adamw)
         best = BestEpoch()
-        cbs = [best, *(callbacks or [])] if m == 0 else [best]  # pruning watches the first model only
+        cbs = [best, *([BF16Autocast()] if bf16(p.precision) else []),
+               *((callbacks or []) if m == 0 else [])]  # pruning watches the first model only
         learner.fit(learn, epochs, p.lr, p.wd, cbs=cbs, progress=progress, schedule=p.schedule)
         hist = hist or learner.history(learn)
         valid.append(learner.predict(learn, dls.valid, comp.task))

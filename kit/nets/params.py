@@ -10,6 +10,7 @@ from kit.params import Flag, Interval, Options, OrAuto, Params
 
 SCHEDULES = ("one_cycle", "flat_cos")
 TARGET_TRANSFORMS = ("auto", "none", "log1p", "log1p_mean")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 ARCHS = ("auto", "modern", "seed")
 TABM_ARCHS = ("tabm", "tabm-mini", "tabm-packed")
@@ -28,7 +29,7 @@ NET_CONSTRAINTS: dict[str, Any] = {
     "wd": Interval(float, 0, None), "emb_scale": Interval(float, 0, None, closed="neither"),
     "num_transform": Options(*NUM_TRANSFORMS), "num_emb": Options("periodic", "none"),
     "schedule": Options(*SCHEDULES), "target_transform": Options(*TARGET_TRANSFORMS),
-    "target_encode": Flag(),
+    "target_encode": Flag(), "precision": Options(*PRECISIONS),
 }
 
 
@@ -53,6 +54,8 @@ class NetParams(Params):
     target_transform: str = "auto"
     max_levels: int = 1000
     target_encode: bool = True
+    precision: str = "auto"  # training batches under bfloat16 autocast: auto = on a CPU with AMX tiles
+    # (kit.devices.fast_cpu_bf16), fp32 elsewhere
 
     _parameter_constraints: ClassVar = NET_CONSTRAINTS
 
