@@ -248,6 +248,7 @@ def test_bfloat16_autocast_runs_the_training_batches_where_the_cpu_has_amx(tmp_p
     for flag in (True, False):
         monkeypatch.setattr(devices, "fast_cpu_bf16", lambda flag=flag: flag)
         assert bf16("auto") is flag and bf16("bf16") and not bf16("fp32")
+        assert not bf16("auto", 256) and bf16("bf16", 64)  # small batches gain nothing from it
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 3)).astype(np.float32)
     y = (x[:, 0] + x[:, 1] > 0).astype(np.float32)

@@ -162,10 +162,17 @@ def build(kind: str, enc: NetFeatures, n_out: int, comp: Any, p: MLPParams | Tab
     return TabularMLP(enc.n_numeric, enc.cardinalities, n_out, **common)
 
 
-def bf16(precision: str) -> bool:
-    """Whether training batches run under bfloat16 autocast: `bf16`, or `auto` on a CPU with AMX tiles."""
+# `precision=auto` autocasts batches of at least this many rows: on the AMX CPU of bench/results/tabular-ab.md a run
+# at 512-1,024 rows a batch took 0.74-0.96x the time of float32, at 256 (benefits) 0.99x, and at 128 (MedExp)
+# 1.0-1.4x (casting the weights every step costs more than the small matmuls gain).
+BF16_MIN_BATCH = 512
+
+
+def bf16(precision: str, bs: int = BF16_MIN_BATCH) -> bool:
+    """Whether training batches run under bfloat16 autocast: `bf16`, or `auto` on a CPU with AMX tiles for
+    batches of BF16_MIN_BATCH rows or more."""
     if precision == "auto":
-        return learner.default_device().type == "cpu" and devices.fast_cpu_bf16()
+        return bs >= BF16_MIN_BATCH and learner.default_device().type == "cpu" and devices.fast_cpu_bf16()
     return precision == "bf16"
 
 
@@ -206,7 +213,7 @@ def fit_fold(
                                      metrics=[learner.competition_metric(comp, scaler)], loss_func=loss,
                                      opt_func=learner.torch_adamw)
         best = BestEpoch()
-        cbs = [best, *([BF16Autocast()] if bf16(p.precision) else []),
+        cbs = [best, *([BF16Autocast()] if bf16(p.precision, bs) else []),
                *((callbacks or []) if m == 0 else [])]  # pruning watches the first model only
         learner.fit(learn, epochs, p.lr, p.wd, cbs=cbs, progress=progress, schedule=p.schedule)
         hist = hist or learner.history(learn)

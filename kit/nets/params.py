@@ -55,7 +55,7 @@ class NetParams(Params):
     max_levels: int = 1000
     target_encode: bool = True
     precision: str = "auto"  # training batches under bfloat16 autocast: auto = on a CPU with AMX tiles
-    # (kit.devices.fast_cpu_bf16), fp32 elsewhere
+    # (kit.devices.fast_cpu_bf16) for batches of 512+ rows (kit.nets.fit.BF16_MIN_BATCH), fp32 elsewhere
 
     _parameter_constraints: ClassVar = NET_CONSTRAINTS
 
