@@ -258,10 +258,11 @@ def test_bfloat16_autocast_runs_the_training_batches_where_the_cpu_has_amx(tmp_p
         net = TabularMLP(3, [], 1, 32, 2, 0.1, "none")
         seen = set()
         net.body[0].register_forward_hook(lambda m, i, o, seen=seen: seen.add((m.training, o.dtype)))
-        learn = learner.make_learner(dls, net, Binary(), 1e-2, 0.0)
+        learn = learner.make_learner(dls, net, Binary(), 1e-2, 0.0, opt_func=learner.torch_adamw)
         learner.fit(learn, 4, 1e-2, None, cbs=cbs, progress=False)
         assert seen == {(True, train_dtype), (False, torch.float32)}  # validation in float32
         assert all(p.dtype == torch.float32 for p in net.parameters())
+        assert learn.opt.opt.defaults["fused"]  # torch's fused AdamW step on a CPU
         assert learner.history(learn)[-1]["valid_loss"] < 0.5  # it learns (log 2 = 0.69 at chance)
 
 
