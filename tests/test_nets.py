@@ -233,6 +233,8 @@ def test_fast_dropout_drops_p_of_the_units_reproducibly_and_is_the_identity_in_e
     a.eval()
     assert a(x) is x
     assert FastDropout(0.0)(x) is x
+    near_one = FastDropout(0.999)(x)  # rounds to 255/256, not to a division by zero
+    assert torch.isfinite(near_one).all() and 0 < (near_one != 0).float().mean().item() < 0.01
     # the modern nets' dropouts are all FastDropout (TabM's inside the tabm package's block too)
     for net in (TabularMLP(3, [5], 1), TabM(3, [5], 1, "identity", k=2)):
         drops = [m for m in net.modules() if isinstance(m, torch.nn.Dropout | FastDropout)]

@@ -82,13 +82,14 @@ class FastDropout(nn.Module):
     """Dropout whose mask comes from numpy's PCG64 bytes: torch's CPU `bernoulli_` (a Mersenne-Twister draw a
     unit) took 30 % of a small tabular net's step on a 2-core Xeon, 3.6 ms a 1,024 x 256 batch forward and
     backward, this mask 1.0 ms; whole runs took 0.78-0.89x the time, scores tied (bench/results/tabular-ab.md,
-    "Dropout's random numbers and bfloat16"). `p` is rounded to 1/256 (a byte a unit). The generator is seeded
-    from torch's at construction, so a seeded fit draws the same masks; off the CPU torch's own dropout runs."""
+    "Dropout's random numbers and bfloat16"). `p` is rounded to 1/256 (a byte a unit), at most 255/256. The
+    generator is seeded from torch's at construction, so a seeded fit draws the same masks; off the CPU torch's
+    own dropout runs."""
 
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = float(p)
-        self.threshold = int(round(self.p * 256))
+        self.threshold = min(int(round(self.p * 256)), 255)  # p near 1 keeps one unit in 256, never none
         self.rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
 
     def extra_repr(self) -> str:
