@@ -138,7 +138,7 @@ def torch_adamw(params: Any, **kwargs: Any) -> OptimWrapper:
     schedules drive it. Its fused step (one kernel for every parameter; CPU and CUDA) costs a fraction of fastai's
     per-parameter Python loop, which dominated a small tabular net's step (2.4 of 9 ms measured), and 0.4x torch's
     multi-tensor (`foreach`) step on a CPU: 0.30 vs 0.76 ms a step for the modern MLP's parameters, whole runs
-    0.90-0.96x (bench/results/tabular-ab.md, "The optimiser's fused step")."""
+    0.90-0.99x (bench/results/tabular-ab.md, "The optimiser's fused step")."""
     fused = default_device().type in ("cpu", "cuda")
     return OptimWrapper(params, opt=partial(torch.optim.AdamW, **({"fused": True} if fused else {"foreach": True})),
                         **kwargs)

@@ -205,6 +205,7 @@ def fit_fold(
         loss = EnsembleLoss(loss)
     restore_mean = p.target_transform == "log1p_mean" and scaler.transform == "log1p"
     valid, fitted, models, hist = [], [], [], []
+    autocast = bf16(p.precision, bs)
     for m in range(int(p.n_models) or auto_models(kind)):
         learner.seed_everything(seed + 1000 * m)
         dls, train_dl = learner.tensor_dataloaders(x_train, y_train, x_valid, y_valid,
@@ -213,7 +214,7 @@ def fit_fold(
                                      metrics=[learner.competition_metric(comp, scaler)], loss_func=loss,
                                      opt_func=learner.torch_adamw)
         best = BestEpoch()
-        cbs = [best, *([BF16Autocast()] if bf16(p.precision, bs) else []),
+        cbs = [best, *([BF16Autocast()] if autocast else []),
                *((callbacks or []) if m == 0 else [])]  # pruning watches the first model only
         learner.fit(learn, epochs, p.lr, p.wd, cbs=cbs, progress=progress, schedule=p.schedule)
         hist = hist or learner.history(learn)
