@@ -25,6 +25,7 @@ from kit.nets.fit import (
     fold_batch_size,
     fold_epochs,
     mean_factor,
+    numeric_bins,
     target_scaler,
 )
 from kit.nets.modules import FastDropout, TabM, TabularMLP
@@ -75,6 +76,28 @@ def test_net_learns_every_task_kind_deterministically(comps_root, family, kind):
         assert a.oof.shape[1] == 3 and a.mean > 0.6
 
 
+def test_piecewise_linear_embeddings_take_the_training_folds_quantiles(comps_root):  # noqa: F811
+    x = np.column_stack([np.arange(100.0), np.full(100, 3.0), np.repeat([0.0, 1.0, 5.0, 9.0], 25)])
+    bins = numeric_bins(x, n_bins=8)
+    assert len(bins[0]) == 9 and bins[0][0] == 0 and bins[0][-1] == 99  # quantile edges over the fold's range
+    assert bins[1].tolist() == [2.0, 4.0]  # a constant column: two edges around its value
+    assert bins[2][0] == 0 and bins[2][-1] == 9 and (bins[2].diff() > 0).all()  # distinct, increasing edges
+    d = write_comp(comps_root, "n_ple", "regression", "rmse", raw_scale, label_sample, n=240, n_test=40)
+    comp = registry.get("n_ple").with_model("mlp")
+    data = comp.load(d)
+    params = comp.params({**QUICK, "arch": "modern", "num_emb": "ple", "n_bins": 16, "epochs": 3})
+    idx = np.arange(len(data.y))
+    out = comp.fit_fold(data, idx[:180], idx[180:], params, seed=0, progress=False)
+    from rtdl_num_embeddings import PiecewiseLinearEmbeddings
+
+    net = out.predictor.models[0]
+    assert isinstance(net.encoder.periodic, PiecewiseLinearEmbeddings)
+    again = pickle.loads(pickle.dumps(out.predictor))  # the edges travel with the fold's model
+    assert np.array_equal(again.predict(comp, data), out.test)
+    with pytest.raises(ValueError, match="bin edges"):
+        TabularMLP(2, [], 1, num_emb="ple")
+
+
 def test_auto_is_the_seeds_mlp_on_small_tables_and_the_modern_net_on_larger_ones(comps_root):  # noqa: F811
     import torch.nn as nn
 
@@ -103,17 +126,31 @@ def test_net_features_are_fit_on_the_training_rows_only():
                        "many": ["l3", "never"]})
     enc = NetFeatures(["a", "const", "empty"], ["city", "many"], min_count=1, max_levels=5).fit(tr)
     x = enc.transform(te)
-    assert enc.n_numeric == 3 and enc.cardinalities == [2, 2, 4, 6]  # indicators of a and empty; 3 + 1, 5 + 1
-    assert x.shape == (2, 3 + 4) and np.isfinite(x).all()
+    # a is a number (with a missing indicator); const (one value) and empty (none) are value codes; 3 + 1, 5 + 1
+    assert enc.n_numeric == 1 and enc.cardinalities == [2, 2, 1, 4, 6]
+    assert x.shape == (2, 1 + 5) and np.isfinite(x).all()
     assert abs(x[0, 0]) <= 3  # an outlier test value is smoothly clipped, never 1e9 / IQR
-    assert x[1, 3] == 1 and x[0, 3] == 0  # a's missing indicator
-    assert x[0, 5] == 0 and x[1, 5] > 0  # an unseen city is code 0; a known one is not
-    assert x[1, 6] == 0  # a level outside the 5 kept ones is code 0
+    assert x[1, 1] == 1 and x[0, 1] == 0  # a's missing indicator
+    assert list(x[:, 2]) == [1, 1] and list(x[:, 3]) == [0, 0]  # const's one value; empty never saw 2.0
+    assert x[0, 4] == 0 and x[1, 4] > 0  # an unseen city is code 0; a known one is not
+    assert x[1, 5] == 0  # a level outside the 5 kept ones is code 0
     assert np.allclose(smooth_clip(np.array([0.0, 1e6, -1e6])), [0, 3, -3], atol=1e-4)
     q = NetFeatures(["a"], [], num_transform="quantile").fit(tr).transform(te)
     assert np.isfinite(q).all()
     with pytest.raises(KitError, match="num_transform must be one of"):
         NetFeatures(["a"], [], num_transform="log").fit(tr)
+
+
+def test_two_valued_numbers_are_codes_not_embedded_numbers():
+    tr = pd.DataFrame({"flag": [0, 1, 1, 0] * 5, "two": [5.0, 7.0, np.nan, 7.0] * 5, "x": np.arange(20.0)})
+    te = pd.DataFrame({"flag": [1, 0], "two": [6.0, 5.0], "x": [3.0, 4.0]})
+    enc = NetFeatures(["flag", "two", "x"], [], num_transform="quantile").fit(tr)
+    x = enc.transform(te)
+    # any function of a two-valued column is affine in it: a periodic embedding of one adds only cost
+    assert enc.n_numeric == 1 and enc.cardinalities == [3, 3]  # codes 1..2, 0 for missing or unseen
+    assert x[:, 1:].tolist() == [[2, 0], [1, 1]]  # 6.0 was never seen in training: code 0, as a missing value
+    net = TabularMLP(enc.n_numeric, enc.cardinalities, 1)
+    assert net.encoder.onehot == [0, 1] and net(torch.as_tensor(x)).shape == (2, 1)
 
 
 def test_batch_size_and_epochs_follow_the_data_size():
@@ -271,7 +308,7 @@ def test_bfloat16_autocast_runs_the_training_batches_where_the_cpu_has_amx(tmp_p
 def test_bad_net_parameters_are_one_line(comps_root):  # noqa: F811
     write_comp(comps_root, "nbad", "binary", "auc", binary_yes_no, prob_sample, n=60, n_test=10)
     comp = registry.get("nbad")
-    for bad, msg in (({"num_emb": "fourier"}, "num_emb must be one of periodic, none"),
+    for bad, msg in (({"num_emb": "fourier"}, "num_emb must be one of periodic, ple, none"),
                      ({"label_smoothing": 0.7}, r"label_smoothing must be in \[0, 0.5\)"),
                      ({"bs": -1}, "bs must be >= 1, or 0"),
                      ({"arch": "resnet"}, "arch must be one of auto, modern, seed"),

@@ -28,7 +28,7 @@ def net_space(trial: Any) -> dict[str, Any]:
         "dropout": trial.suggest_float("dropout", 0.0, 0.4),
         "wd": trial.suggest_float("wd", 1e-6, 1e-2, log=True),
         "label_smoothing": trial.suggest_categorical("label_smoothing", [0.0, 0.1]),
-        "num_emb": trial.suggest_categorical("num_emb", ["periodic", "none"]),
+        "num_emb": trial.suggest_categorical("num_emb", ["periodic", "ple", "none"]),
     }
 
 

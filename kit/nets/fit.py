@@ -150,10 +150,25 @@ def smoothing(comp: Any, p: MLPParams | TabMParams) -> float:
     return float(p.label_smoothing)
 
 
-def build(kind: str, enc: NetFeatures, n_out: int, comp: Any, p: MLPParams | TabMParams):
-    """The fold's module for `kind` (mlp | tabm)."""
+def numeric_bins(x: np.ndarray, n_bins: int) -> list:
+    """Piecewise-linear embeddings' bin edges of each number column of the training fold: its quantiles
+    (`rtdl_num_embeddings.compute_bins`), or two edges around a constant column's value."""
+    import torch
+    from rtdl_num_embeddings import compute_bins
+
+    x = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
+    bins: list = [torch.stack([x[0, j] - 1, x[0, j] + 1]) for j in range(x.shape[1])]
+    varies = [j for j in range(x.shape[1]) if bool((x[:, j] != x[0, j]).any())]
+    if varies and len(x) > 2:
+        for j, b in zip(varies, compute_bins(x[:, varies], n_bins=min(n_bins, len(x) - 1)), strict=True):
+            bins[j] = b
+    return bins
+
+
+def build(kind: str, enc: NetFeatures, n_out: int, comp: Any, p: MLPParams | TabMParams, bins: list | None = None):
+    """The fold's module for `kind` (mlp | tabm); `bins`: num_emb=ple's edges (numeric_bins)."""
     common = dict(width=int(p.width), depth=int(p.depth), dropout=float(p.dropout), num_emb=p.num_emb,
-                  d_emb=int(p.d_emb), emb_scale=float(p.emb_scale))
+                  d_emb=int(p.d_emb), emb_scale=float(p.emb_scale), bins=bins)
     if kind == "tabm":
         task = comp.task
         combine = "identity" if not task.classification else ("softmax" if task.single_label and n_out > 1
@@ -206,11 +221,12 @@ def fit_fold(
     restore_mean = p.target_transform == "log1p_mean" and scaler.transform == "log1p"
     valid, fitted, models, hist = [], [], [], []
     autocast = bf16(p.precision, bs)
+    bins = numeric_bins(x_train[:, : enc.n_numeric], int(p.n_bins)) if p.num_emb == "ple" and enc.n_numeric else None
     for m in range(int(p.n_models) or auto_models(kind)):
         learner.seed_everything(seed + 1000 * m)
         dls, train_dl = learner.tensor_dataloaders(x_train, y_train, x_valid, y_valid,
                                                    x_train if restore_mean else x_valid[:0], bs, comp.task)
-        learn = learner.make_learner(dls, build(kind, enc, n_out, comp, p), comp.task, p.lr, p.wd,
+        learn = learner.make_learner(dls, build(kind, enc, n_out, comp, p, bins), comp.task, p.lr, p.wd,
                                      metrics=[learner.competition_metric(comp, scaler)], loss_func=loss,
                                      opt_func=learner.torch_adamw)
         best = BestEpoch()

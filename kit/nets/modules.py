@@ -2,7 +2,7 @@
 and share one input encoder; they differ in the body:
 
 - `TabularMLP`: numbers through periodic embeddings (PLR-lite, `rtdl_num_embeddings.PeriodicEmbeddings`;
-  Gorishniy et al. 2022), small categoricals one-hot, large ones through learned embeddings, then
+  Gorishniy et al. 2022) or piecewise-linear ones on the training fold's quantile bins (`num_emb=ple`), small categoricals one-hot, large ones through learned embeddings, then
   `depth` x (Linear -> ReLU -> Dropout) and a linear output;
 - `TabM`: the same encoder in front of the `tabm` package's BatchEnsemble backbone (k sub-MLPs sharing most
   weights; Gorishniy et al., ICLR 2025). In training it returns every head, (batch, k, outputs), so the loss is
@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 COMBINE = ("sigmoid", "softmax", "identity")
+BITS = {2: torch.int16, 4: torch.int32, 8: torch.int64}  # a float dtype's bits, by its size in bytes
 
 
 def embedding_size(cardinality: int) -> int:
@@ -33,7 +34,7 @@ class InputEncoder(nn.Module):
     one-hot codes of columns with at most `max_onehot` levels, learned embeddings of larger ones."""
 
     def __init__(self, n_numeric: int, cardinalities: list[int], num_emb: str = "periodic", d_emb: int = 16,
-                 max_onehot: int = 8, frequency_scale: float = 0.1) -> None:
+                 max_onehot: int = 8, frequency_scale: float = 0.1, bins: list[torch.Tensor] | None = None) -> None:
         super().__init__()
         self.n_numeric = n_numeric
         self.cardinalities = list(cardinalities)
@@ -45,6 +46,12 @@ class InputEncoder(nn.Module):
 
             self.periodic = PeriodicEmbeddings(n_numeric, d_emb, n_frequencies=max(d_emb, 16),
                                                frequency_init_scale=frequency_scale, lite=True)
+        elif n_numeric and num_emb == "ple":
+            from rtdl_num_embeddings import PiecewiseLinearEmbeddings
+
+            if bins is None or len(bins) != n_numeric:
+                raise ValueError("num_emb='ple' needs the training fold's bin edges of every number")
+            self.periodic = PiecewiseLinearEmbeddings(bins, d_emb, activation=False, version="B")
         self.embeddings = nn.ModuleList(nn.Embedding(self.cardinalities[i], embedding_size(self.cardinalities[i]))
                                         for i in self.embedded)
         self._index_onehot()
@@ -91,6 +98,7 @@ class FastDropout(nn.Module):
         self.p = float(p)
         self.threshold = min(int(round(self.p * 256)), 255)  # p near 1 keeps one unit in 256, never none
         self.rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
+        self._tables: dict[torch.dtype, np.ndarray] = {}
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -100,52 +108,48 @@ class FastDropout(nn.Module):
         # (a packaged run's notebook on Kaggle), a dict of ints does
         state = self.__dict__.copy()
         state["rng"] = self.rng.bit_generator.state
+        state["_tables"] = {}
         return state
 
     def __setstate__(self, state: dict) -> None:
         bits = np.random.PCG64()
         bits.state = state["rng"]
-        super().__setstate__({**state, "rng": np.random.Generator(bits)})
+        super().__setstate__({"_tables": {}, **state, "rng": np.random.Generator(bits)})
+
+    def _table(self, dtype: torch.dtype) -> np.ndarray:
+        """The mask value of each byte (0 below the threshold, 1 / (1 - p) from it) in `dtype`, as the integers
+        of its bits: numpy has no bfloat16, and one lookup makes the mask in one pass over the units."""
+        if dtype not in self._tables:
+            scale = torch.tensor(256 / (256 - self.threshold), dtype=torch.float32)
+            values = torch.where(torch.arange(256) >= self.threshold, scale, torch.zeros(())).to(dtype)
+            self._tables[dtype] = values.view(BITS[values.element_size()]).numpy()
+        return self._tables[dtype]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.threshold == 0:
             return x
         if x.device.type != "cpu":
             return F.dropout(x, self.p, True)
-        keep = np.frombuffer(self.rng.bytes(x.numel()), np.uint8) >= self.threshold
-        mask = torch.from_numpy(keep.astype(np.float32) * np.float32(256 / (256 - self.threshold)))
-        return x * mask.view(x.shape).to(x.dtype)
+        draws = np.frombuffer(self.rng.bytes(x.numel()), np.uint8)
+        return x * torch.from_numpy(self._table(x.dtype)[draws]).view(x.dtype).view(x.shape)
 
 
-def mlp(n_in: int, n_out: int, width: int = 128, depth: int = 1, dropout: float = 0.0,
-        dropout_layer: type[nn.Module] = nn.Dropout) -> nn.Sequential:
+def mlp(n_in: int, n_out: int, width: int = 128, depth: int = 1, dropout: float = 0.0) -> nn.Sequential:
     """inputs -> `depth` x (Linear(width) -> ReLU -> Dropout) -> Linear(n_out); depth=1, width=128 is the seeds' MLP."""
     layers: list[nn.Module] = []
     d = n_in
     for _ in range(depth):
         layers += [nn.Linear(d, width), nn.ReLU()]
         if dropout > 0:
-            layers.append(dropout_layer(dropout))
+            layers.append(nn.Dropout(dropout))
         d = width
     layers.append(nn.Linear(d, n_out))
     return nn.Sequential(*layers)
 
 
-class TabularMLP(nn.Module):
-    """InputEncoder -> depth x (Linear(width) -> ReLU -> Dropout) -> Linear(n_out)."""
-
-    def __init__(self, n_numeric: int, cardinalities: list[int], n_out: int, width: int = 256, depth: int = 3,
-                 dropout: float = 0.1, num_emb: str = "periodic", d_emb: int = 16, emb_scale: float = 0.1) -> None:
-        super().__init__()
-        self.encoder = InputEncoder(n_numeric, cardinalities, num_emb, d_emb, frequency_scale=emb_scale)
-        self.body = mlp(self.encoder.n_out, n_out, width, depth, dropout, FastDropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(self.encoder(x))
-
-
 def fast_dropout(module: nn.Module) -> None:
-    """Every nn.Dropout inside `module` (a library's block) replaced by FastDropout of the same p."""
+    """Every nn.Dropout inside `module` (the modern MLP's body, the tabm package's block) replaced by FastDropout
+    of the same p."""
     for name, child in module.named_children():
         if isinstance(child, nn.Dropout):
             setattr(module, name, FastDropout(child.p))
@@ -153,19 +157,35 @@ def fast_dropout(module: nn.Module) -> None:
             fast_dropout(child)
 
 
+class TabularMLP(nn.Module):
+    """InputEncoder -> depth x (Linear(width) -> ReLU -> Dropout) -> Linear(n_out)."""
+
+    def __init__(self, n_numeric: int, cardinalities: list[int], n_out: int, width: int = 256, depth: int = 3,
+                 dropout: float = 0.1, num_emb: str = "periodic", d_emb: int = 16, emb_scale: float = 0.1,
+                 bins: list[torch.Tensor] | None = None) -> None:
+        super().__init__()
+        self.encoder = InputEncoder(n_numeric, cardinalities, num_emb, d_emb, frequency_scale=emb_scale, bins=bins)
+        self.body = mlp(self.encoder.n_out, n_out, width, depth, dropout)
+        fast_dropout(self.body)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.encoder(x))
+
+
 class TabM(nn.Module):
     """InputEncoder (shared by the heads) -> tabm's BatchEnsemble MLP with k heads."""
 
     def __init__(self, n_numeric: int, cardinalities: list[int], n_out: int, combine: str, k: int = 16,
                  width: int = 256, depth: int = 3, dropout: float = 0.1, num_emb: str = "periodic",
-                 d_emb: int = 16, emb_scale: float = 0.1, arch_type: str = "tabm") -> None:
+                 d_emb: int = 16, emb_scale: float = 0.1, arch_type: str = "tabm",
+                 bins: list[torch.Tensor] | None = None) -> None:
         super().__init__()
         import tabm
 
         if combine not in COMBINE:
             raise ValueError(f"combine must be one of {COMBINE}")
         self.combine = combine
-        self.encoder = InputEncoder(n_numeric, cardinalities, num_emb, d_emb, frequency_scale=emb_scale)
+        self.encoder = InputEncoder(n_numeric, cardinalities, num_emb, d_emb, frequency_scale=emb_scale, bins=bins)
         self.net = tabm.TabM.make(n_num_features=self.encoder.n_out, d_out=n_out, k=k, n_blocks=depth,
                                   d_block=width, dropout=dropout, arch_type=arch_type)
         fast_dropout(self.net)

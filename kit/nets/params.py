@@ -11,6 +11,7 @@ from kit.params import Flag, Interval, Options, OrAuto, Params
 SCHEDULES = ("one_cycle", "flat_cos")
 TARGET_TRANSFORMS = ("auto", "none", "log1p", "log1p_mean")
 PRECISIONS = ("auto", "fp32", "bf16")
+NUM_EMBS = ("periodic", "ple", "none")
 
 ARCHS = ("auto", "modern", "seed")
 TABM_ARCHS = ("tabm", "tabm-mini", "tabm-packed")
@@ -27,7 +28,7 @@ NET_CONSTRAINTS: dict[str, Any] = {
     "epochs": OrAuto(), "bs": OrAuto(), "dropout": Interval(float, 0, 1, closed="left"),
     "label_smoothing": Interval(float, 0, 0.5, closed="left"), "lr": Interval(float, 0, None, closed="neither"),
     "wd": Interval(float, 0, None), "emb_scale": Interval(float, 0, None, closed="neither"),
-    "num_transform": Options(*NUM_TRANSFORMS), "num_emb": Options("periodic", "none"),
+    "num_transform": Options(*NUM_TRANSFORMS), "num_emb": Options(*NUM_EMBS), "n_bins": Interval(int, 2, None),
     "schedule": Options(*SCHEDULES), "target_transform": Options(*TARGET_TRANSFORMS),
     "target_encode": Flag(), "precision": Options(*PRECISIONS),
 }
@@ -48,6 +49,7 @@ class NetParams(Params):
     num_transform: str = "quantile"
     num_emb: str = "periodic"
     d_emb: int = 16
+    n_bins: int = 48  # num_emb=ple: the most bins a number gets (its training fold's quantiles)
     emb_scale: float = 0.3
     label_smoothing: float = 0.1
     schedule: str = "one_cycle"
