@@ -2,8 +2,9 @@
 and share one input encoder; they differ in the body:
 
 - `TabularMLP`: numbers through periodic embeddings (PLR-lite, `rtdl_num_embeddings.PeriodicEmbeddings`;
-  Gorishniy et al. 2022) or piecewise-linear ones on the training fold's quantile bins (`num_emb=ple`), small categoricals one-hot, large ones through learned embeddings, then
-  `depth` x (Linear -> ReLU -> Dropout) and a linear output;
+  Gorishniy et al. 2022) or piecewise-linear ones on the training fold's quantile bins (`num_emb=ple`),
+  small categoricals one-hot, large ones through learned embeddings, then `depth` x (Linear -> ReLU ->
+  Dropout) and a linear output;
 - `TabM`: the same encoder in front of the `tabm` package's BatchEnsemble backbone (k sub-MLPs sharing most
   weights; Gorishniy et al., ICLR 2025). In training it returns every head, (batch, k, outputs), so the loss is
   the mean over heads (`kit.losses.EnsembleLoss`); in eval it returns one logit per output that is the
