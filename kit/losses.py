@@ -13,6 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from fastai.losses import BCEWithLogitsLossFlat
+from torch import nn
 
 
 def reference_bce_with_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -66,3 +67,21 @@ class EnsembleLoss:
     @reduction.setter
     def reduction(self, value: str) -> None:  # fastai's get_preds(with_loss=True) switches it
         self.base.reduction = value
+
+
+class MaskedMSELoss(nn.Module):
+    """MSE over the targets that are present: a NaN target (a keypoint not annotated) adds no loss and no
+    gradient, and is never imputed."""
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        mask = ~torch.isnan(targ)
+        sq = (pred - torch.where(mask, targ, pred.detach())) ** 2  # missing: difference 0, no gradient
+        if self.reduction == "none":
+            return torch.where(mask, sq, torch.zeros_like(sq))
+        if self.reduction == "sum":
+            return sq[mask].sum()
+        return sq[mask].sum() / mask.sum().clamp(min=1)

@@ -14,15 +14,17 @@ import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from kit.errors import DataError
 from kit.io import atomic_write_bytes
 from kit.tasks import TargetScaler
+
+if TYPE_CHECKING:
+    from torch import nn
+# torch is imported where a model runs or is read: a command that only blends or submits never needs it (~3 s)
 
 
 def cpu_copy(model: nn.Module) -> nn.Module:
@@ -35,6 +37,8 @@ def cpu_copy(model: nn.Module) -> nn.Module:
 
 def run_model(model: nn.Module, batches: Iterable[tuple], task: Any, amp: bool = False) -> np.ndarray:
     """Outputs of `model` on every batch, through the task's loss activation (as fastai's get_preds does)."""
+    import torch
+
     device = next(model.parameters()).device
     outs = []
     with torch.no_grad():
@@ -66,6 +70,8 @@ class MLPPredictor:
 
     def predict(self, comp: Any, data: Any) -> np.ndarray:
         """Predictions for `data.test`, in target units."""
+        import torch
+
         x = torch.as_tensor(np.asarray(self.pipeline.transform(data.test), dtype=np.float32))
         batches = [(x[i : i + self.bs],) for i in range(0, len(x), self.bs)]
         return np.mean([self.scaler.inverse(run_model(_on_device(m), batches, comp.task)) for m in self.models],
@@ -75,7 +81,7 @@ class MLPPredictor:
 # classes that moved since runs were saved: (old module, name) -> new module. Unpickling looks them up here, so
 # old run folders still load (tests/test_vision.py loads a VisionPredictor pickled under kit.predictors).
 MOVED = {("kit.predictors", "VisionPredictor"): "kit.vision.predictor",
-         ("kit.predictors", "TreePredictor"): "kit.families.trees"}
+         ("kit.predictors", "TreePredictor"): "kit.families.trees", ("kit.tasks", "MaskedMSELoss"): "kit.losses"}
 
 
 class _Unpickler(pickle.Unpickler):
@@ -95,6 +101,8 @@ class _Pickle:
 
 def save(predictor: Any, path: Path) -> Path:
     """Write a predictor atomically."""
+    import torch
+
     buf = io.BytesIO()
     torch.save(predictor, buf)
     return atomic_write_bytes(Path(path), buf.getvalue())
@@ -102,6 +110,8 @@ def save(predictor: Any, path: Path) -> Path:
 
 def load(path: Path) -> Any:
     """Read a predictor written by `save` (the file is this project's own: full unpickling is intended)."""
+    import torch
+
     try:
         return torch.load(Path(path), map_location="cpu", weights_only=False, pickle_module=_Pickle)
     except (OSError, EOFError, RuntimeError, ModuleNotFoundError, pickle.UnpicklingError, ValueError) as e:

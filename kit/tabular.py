@@ -11,14 +11,12 @@ import numpy as np
 import pandas as pd
 from sklearn.base import TransformerMixin
 from sklearn.pipeline import Pipeline
-from torch import nn
 
 from kit import families as model_families
 from kit import workers
 from kit.errors import DataError
 from kit.families.base import Family
 from kit.io import read_csv, show
-from kit.nets.modules import mlp
 from kit.nets.params import SEED_PARAMS, MLPParams
 from kit.preprocess import make_preprocessor
 from kit.spec import Competition, Data, FoldOutput
@@ -124,8 +122,10 @@ class TabularCompetition(Competition):
         """sklearn steps run before the shared ColumnTransformer (fit on the training fold, with its labels)."""
         return []
 
-    def model(self, n_in: int, n_out: int, params: dict[str, Any]) -> nn.Module:
+    def model(self, n_in: int, n_out: int, params: dict[str, Any]) -> Any:
         """The seeds' network for `n_in` features and `n_out` outputs."""
+        from kit.nets.modules import mlp  # torch: imported by the commands that train, not by every command
+
         p = MLPParams.of(params)
         return mlp(n_in, n_out, p.width, p.depth, p.dropout)
 

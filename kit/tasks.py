@@ -14,10 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-import torch
 from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 from sklearn.model_selection import KFold, StratifiedKFold
-from torch import nn
 
 from kit import decoders
 from kit.errors import DataError, KitError
@@ -365,24 +363,6 @@ class Regression(Task):
         return 1 if np.ndim(y) == 1 else int(np.shape(y)[1])
 
 
-class MaskedMSELoss(nn.Module):
-    """MSE over the targets that are present: a NaN target (a keypoint not annotated) adds no loss and no
-    gradient, and is never imputed."""
-
-    def __init__(self, reduction: str = "mean") -> None:
-        super().__init__()
-        self.reduction = reduction
-
-    def forward(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
-        mask = ~torch.isnan(targ)
-        sq = (pred - torch.where(mask, targ, pred.detach())) ** 2  # missing: difference 0, no gradient
-        if self.reduction == "none":
-            return torch.where(mask, sq, torch.zeros_like(sq))
-        if self.reduction == "sum":
-            return sq[mask].sum()
-        return sq[mask].sum() / mask.sum().clamp(min=1)
-
-
 @dataclass
 class Points(Regression):
     """Image regression of points: x0, y0, x1, y1, ... in pixels of an `extent`-pixel image, NaN where absent.
@@ -409,6 +389,8 @@ class Points(Regression):
 
     def loss(self, smoothing: float = 0.0) -> Any:
         from fastai.losses import BaseLoss
+
+        from kit.losses import MaskedMSELoss
 
         return BaseLoss(MaskedMSELoss, flatten=False, floatify=True)
 

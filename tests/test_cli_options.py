@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +41,13 @@ def test_an_unknown_competition_is_one_line_exit_2(name, capsys, tmp_path):
     assert main(["--comp", "no-such-comp", "--runs", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: unknown competition 'no-such-comp'"), err
+
+
+def test_commands_that_read_runs_start_without_torch():
+    # torch and fastai took ~4.5 s to import: a blend, a submission or a tree's run need neither
+    code = ("import sys; from kit import registry; registry.get('titanic'); import kit.ensemble.blend, kit.run, "
+            "kit.package, kit.commands.submit, kit.commands.board, kit.families.trees; "
+            "print(sorted(m for m in ('torch', 'fastai', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "[]", out.stdout

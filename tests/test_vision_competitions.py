@@ -16,9 +16,9 @@ from torch import nn
 
 from kit import registry
 from kit.errors import DataError
+from kit.losses import MaskedMSELoss
 from kit.run import train_and_submit
 from kit.submission import validate_submission
-from kit.tasks import MaskedMSELoss
 from kit.vision import Augment, BatchTransform, flip_points
 
 DIGITS = registry.get("digit-recognizer")

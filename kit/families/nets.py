@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from kit import learner
 from kit.families.base import Family
-from kit.nets import fit as nets_fit
 from kit.nets.params import AUTO_SEED_ROWS, SEED_PARAMS, MLPParams, TabMParams
-from kit.predictors import MLPPredictor, cpu_copy
 from kit.spec import Data, FoldOutput
+
+# torch and fastai (kit.learner, kit.nets.fit, kit.predictors) are imported where a net trains: importing them
+# took ~4.5 s, which every command that imports a competition paid (blend, submit, board, a tree's train)
 
 
 def net_space(trial: Any) -> dict[str, Any]:
@@ -67,6 +67,8 @@ class MLP(Family):
     def fit_fold(self, comp: Any, data: Data, train_idx: np.ndarray, valid_idx: np.ndarray, params: dict[str, Any],
                  seed: int, callbacks: list | None = None, progress: bool = True) -> FoldOutput:
         """The modern net (kit.nets.fit), or the seeds' MLP below."""
+        from kit.nets import fit as nets_fit
+
         if self.kind(params, len(train_idx)) != "seed":
             return nets_fit.fit_fold("mlp", comp, data, train_idx, valid_idx, params, seed, callbacks, progress)
         if params.get("arch") == "auto":  # parameters left at the modern net's defaults take the seeds' MLP's
@@ -80,6 +82,10 @@ def fit_seed_mlp(comp: Any, data: Data, train_idx: np.ndarray, valid_idx: np.nda
     """The seeds' MLP: the competition's pipeline (feature steps + ColumnTransformer) fit on the training fold,
     then `n_models` fastai Learners (seeds seed, seed+1000, ...) averaged; regression targets scaled on the
     training fold (the task's TargetScaler) and predictions unscaled."""
+    from kit import learner
+    from kit.nets import fit as nets_fit
+    from kit.predictors import MLPPredictor, cpu_copy
+
     p = MLPParams.of(params)
     pipe = comp.pipeline(params)
     x_train = np.asarray(pipe.fit_transform(data.train.iloc[train_idx], data.y[train_idx]), dtype=np.float32)
@@ -122,4 +128,6 @@ class TabM(Family):
     def fit_fold(self, comp: Any, data: Data, train_idx: np.ndarray, valid_idx: np.ndarray, params: dict[str, Any],
                  seed: int, callbacks: list | None = None, progress: bool = True) -> FoldOutput:
         """kit.nets.fit with the TabM module."""
+        from kit.nets import fit as nets_fit
+
         return nets_fit.fit_fold("tabm", comp, data, train_idx, valid_idx, params, seed, callbacks, progress)
