@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,9 +50,8 @@ def make_folds(
 
 def release_accelerator_memory() -> None:
     """Give a finished fold's GPU memory back before the next fold builds its model."""
-    import torch
-
-    if torch.cuda.is_available():
+    torch = sys.modules.get("torch")  # not imported: nothing can hold GPU memory (a tree's folds never import it)
+    if torch is not None and torch.cuda.is_available():
         gc.collect()
         torch.cuda.empty_cache()
 
