@@ -64,3 +64,18 @@ def test_stale_journal_trial_is_failed_and_its_copy_enqueued(tmp_path, monkeypat
 ])
 def test_holds(dist, value, expected):
     assert holds(dist, value) is expected
+
+
+def test_a_stored_study_with_other_choices_for_a_parameter_is_one_line(tmp_path):
+    from kit.errors import KitError
+    from kit.tune.objective import FixedParams
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'old.db'}")
+    study.add_trial(optuna.trial.create_trial(  # a trial of an older kit, whose nets had two embeddings
+        params={"num_emb": "none"}, distributions={"num_emb": CategoricalDistribution(["periodic", "none"])},
+        value=1.0))
+    trial = FixedParams(study.ask(), {})
+    assert trial.suggest_float("lr", 1e-3, 1e-2) > 0  # other parameters are unaffected
+    with pytest.raises(KitError, match=r"num_emb: this study's earlier trials chose from other values .* new --study"):
+        trial.suggest_categorical("num_emb", ["periodic", "ple", "none"])
+    assert FixedParams(study.ask(), {"num_emb": "ple"}).suggest_categorical("num_emb", ["x"]) == "ple"  # --set

@@ -96,7 +96,16 @@ class FixedParams:
             return attr
 
         def suggest(param: str, *args: Any, **kwargs: Any) -> Any:
-            return self._fixed[param] if param in self._fixed else attr(param, *args, **kwargs)
+            if param in self._fixed:
+                return self._fixed[param]
+            try:
+                return attr(param, *args, **kwargs)
+            except ValueError as e:  # Optuna's storages refuse another set of choices under a stored name
+                if "dynamic value space" not in str(e):
+                    raise
+                now = kwargs.get("choices", args[0] if args else None)
+                raise KitError(f"{param}: this study's earlier trials chose from other values than {now!r} "
+                               "(a study made by another kit version?); start a new --study") from None
 
         return suggest
 
