@@ -91,7 +91,7 @@ def test_piecewise_linear_embeddings_take_the_training_folds_quantiles(comps_roo
     from rtdl_num_embeddings import PiecewiseLinearEmbeddings
 
     net = out.predictor.models[0]
-    assert isinstance(net.encoder.periodic, PiecewiseLinearEmbeddings)
+    assert isinstance(net.encoder.numbers, PiecewiseLinearEmbeddings)
     again = pickle.loads(pickle.dumps(out.predictor))  # the edges travel with the fold's model
     assert np.array_equal(again.predict(comp, data), out.test)
     with pytest.raises(ValueError, match="bin edges"):
@@ -419,12 +419,14 @@ def test_one_hot_columns_are_one_scatter_and_old_pickled_encoders_still_predict(
     blocks = [F.one_hot(codes[:, i].clamp(0, cards[i] - 1), cards[i]).float() for i in enc.onehot]
     embedded = [e(codes[:, i].clamp(0, e.num_embeddings - 1)) for i, e in zip(enc.embedded, enc.embeddings,
                                                                              strict=True)]
-    assert torch.equal(enc(x), torch.cat([enc.periodic(x[:, :4]).flatten(1), *blocks, *embedded], 1))
+    assert torch.equal(enc(x), torch.cat([enc.numbers(x[:, :4]).flatten(1), *blocks, *embedded], 1))
     assert enc.n_out == enc(x).shape[1] and not any(k.startswith("onehot") for k in enc.state_dict())
     old = pickle.loads(pickle.dumps(enc))  # an encoder pickled before the scatter existed: no buffers
     for k in ("onehot_at", "onehot_max", "onehot_offset"):
         del old._buffers[k]
     del old.n_onehot
+    # and the numbers' embedding under its old name, `periodic`
+    old._modules = {("periodic" if k == "numbers" else k): v for k, v in old._modules.items()}
     buf = io.BytesIO()
     torch.save(old, buf)
     buf.seek(0)

@@ -31,8 +31,8 @@ def embedding_size(cardinality: int) -> int:
 
 
 class InputEncoder(nn.Module):
-    """[numbers | codes] -> one flat vector: periodic embeddings of the numbers (or the numbers as they are),
-    one-hot codes of columns with at most `max_onehot` levels, learned embeddings of larger ones."""
+    """[numbers | codes] -> one flat vector: periodic or piecewise-linear embeddings of the numbers (or the numbers
+    as they are), one-hot codes of columns with at most `max_onehot` levels, learned embeddings of larger ones."""
 
     def __init__(self, n_numeric: int, cardinalities: list[int], num_emb: str = "periodic", d_emb: int = 16,
                  max_onehot: int = 8, frequency_scale: float = 0.1, bins: list[torch.Tensor] | None = None) -> None:
@@ -41,22 +41,22 @@ class InputEncoder(nn.Module):
         self.cardinalities = list(cardinalities)
         self.onehot = [i for i, c in enumerate(self.cardinalities) if c <= max_onehot + 1]
         self.embedded = [i for i, c in enumerate(self.cardinalities) if c > max_onehot + 1]
-        self.periodic = None
+        self.numbers = None  # the numbers' embedding module (periodic or piecewise-linear), or none
         if n_numeric and num_emb == "periodic":
             from rtdl_num_embeddings import PeriodicEmbeddings
 
-            self.periodic = PeriodicEmbeddings(n_numeric, d_emb, n_frequencies=max(d_emb, 16),
-                                               frequency_init_scale=frequency_scale, lite=True)
+            self.numbers = PeriodicEmbeddings(n_numeric, d_emb, n_frequencies=max(d_emb, 16),
+                                              frequency_init_scale=frequency_scale, lite=True)
         elif n_numeric and num_emb == "ple":
             from rtdl_num_embeddings import PiecewiseLinearEmbeddings
 
             if bins is None or len(bins) != n_numeric:
                 raise ValueError("num_emb='ple' needs the training fold's bin edges of every number")
-            self.periodic = PiecewiseLinearEmbeddings(bins, d_emb, activation=False, version="B")
+            self.numbers = PiecewiseLinearEmbeddings(bins, d_emb, activation=False, version="B")
         self.embeddings = nn.ModuleList(nn.Embedding(self.cardinalities[i], embedding_size(self.cardinalities[i]))
                                         for i in self.embedded)
         self._index_onehot()
-        self.n_out = ((n_numeric * d_emb if self.periodic is not None else n_numeric)
+        self.n_out = ((n_numeric * d_emb if self.numbers is not None else n_numeric)
                       + sum(self.cardinalities[i] for i in self.onehot)
                       + sum(e.embedding_dim for e in self.embeddings))
 
@@ -71,13 +71,16 @@ class InputEncoder(nn.Module):
         self.n_onehot = sum(sizes)
 
     def __setstate__(self, state: dict) -> None:
+        # pickled by an older kit (run folders keep their fold models): the numbers' embedding was `periodic`
+        state = {("numbers" if k == "periodic" else k): v for k, v in state.items()}
+        state["_modules"] = {("numbers" if k == "periodic" else k): v for k, v in state.get("_modules", {}).items()}
         super().__setstate__(state)
         if "onehot_at" not in self._buffers:  # pickled by an older kit (run folders keep their fold models)
             self._index_onehot()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         num, codes = x[:, : self.n_numeric], x[:, self.n_numeric :].long()
-        parts = [self.periodic(num).flatten(1) if self.periodic is not None else num]
+        parts = [self.numbers(num).flatten(1) if self.numbers is not None else num]
         if self.onehot:
             at = torch.minimum(codes[:, self.onehot_at].clamp(min=0), self.onehot_max) + self.onehot_offset
             parts.append(x.new_zeros(len(x), self.n_onehot).scatter_(1, at, 1.0))
