@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import io
 import pickle
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,10 +100,15 @@ class _Pickle:
     __name__ = "pickle"
 
 
-def save(predictor: Any, path: Path) -> Path:
-    """Write a predictor atomically."""
-    import torch
+ZIP = b"PK\x03\x04"  # torch.save's files are zip archives; a plain pickle starts with b"\x80"
 
+
+def save(predictor: Any, path: Path) -> Path:
+    """Write a predictor atomically: with torch.save when torch is imported (a net's tensors), else as a plain
+    pickle (a tree's predictor holds no tensor then, and importing torch to write it cost every tree run ~3 s)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return atomic_write_bytes(Path(path), pickle.dumps(predictor, protocol=pickle.HIGHEST_PROTOCOL))
     buf = io.BytesIO()
     torch.save(predictor, buf)
     return atomic_write_bytes(Path(path), buf.getvalue())
@@ -110,9 +116,13 @@ def save(predictor: Any, path: Path) -> Path:
 
 def load(path: Path) -> Any:
     """Read a predictor written by `save` (the file is this project's own: full unpickling is intended)."""
-    import torch
-
     try:
+        with open(path, "rb") as f:
+            if f.read(4) != ZIP:
+                f.seek(0)
+                return _Unpickler(f).load()
+        import torch
+
         return torch.load(Path(path), map_location="cpu", weights_only=False, pickle_module=_Pickle)
     except (OSError, EOFError, RuntimeError, ModuleNotFoundError, pickle.UnpicklingError, ValueError) as e:
         raise DataError(f"{path}: cannot load the fold model ({str(e).splitlines()[0] if str(e) else e})") from None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import logging
 import os
 import platform
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,6 +120,18 @@ def submit_run(comp: Competition, data: Data, cv: CVResult, decoder: Decoder, su
     return path
 
 
+def _version(package: str) -> str | None:
+    """A package's version: the imported module's, else its installed distribution's (a tree's run never imports
+    torch or fastai, ~3 s)."""
+    module = sys.modules.get(package)
+    if module is not None:
+        return str(module.__version__)
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def train_and_submit(
     comp: Competition,
     data_dir: Path,
@@ -163,9 +177,6 @@ def train_and_submit(
     df = comp.submission(data, decoder.apply(cv.test))
     stamp = utc_stamp()
     run_dir = Path(runs) / comp.name / stamp
-    import fastai
-    import torch
-
     record = {
         "created_utc": stamp,
         "cv": cv.as_record(),
@@ -181,8 +192,7 @@ def train_and_submit(
         "run_dir": str(run_dir),
         "models": models_record(comp, cv, run_dir),
         **comp.record_extra(params),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "fastai": fastai.__version__},
+        "versions": {"python": platform.python_version(), "torch": _version("torch"), "fastai": _version("fastai")},
         **(record_extra or {}),
     }
     if not devices.is_main():  # one of several processes: rank 0 writes the run

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +125,22 @@ def test_trees_score_their_train_curve_on_a_sample_and_stop_on_the_validation_ro
     assert np.array_equal(fits[500][1], fits[10_000][1])
     assert [e["valid_loss"] for e in fits[500][2]] == [e["valid_loss"] for e in fits[10_000][2]]
     assert fits[500][2][0]["train_loss"] != fits[10_000][2][0]["train_loss"]
+
+
+def test_a_tree_run_and_its_predict_never_import_torch(comps_root):  # noqa: F811
+    """A tree's whole run (train, record, fold models) and `kit predict` need no torch: importing it cost ~3 s a run."""
+    data = write_comp(comps_root, "tree_notorch", "multiclass", "accuracy", text_labels, label_sample)
+    code = ("import sys; from kit.commands.{0} import main; rc = main({1!r}); "
+            "print(rc, sorted(m for m in ('torch', 'fastai') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    args = ["--comp", "tree_notorch", "--data-dir", str(data), "--model", "lightgbm", "--folds", "2", "--quiet",
+            "--set", "n_estimators=30"]
+    out = subprocess.run([sys.executable, "-c", code.format("train", args)], capture_output=True, text=True, env=env)
+    assert out.stdout.strip().splitlines()[-1] == "0 []", out.stdout + out.stderr
+    sub = Path(out.stdout.strip().splitlines()[-2])
+    run = json.loads(sub.with_suffix(".json").read_text())["run_dir"]
+    assert (Path(run) / "models" / "fold-0.pt").read_bytes()[:1] == b"\x80"  # a plain pickle, not torch's zip
+    args = ["--comp", "tree_notorch", "--data-dir", str(data), "--run", Path(run).name, "--quiet"]
+    out = subprocess.run([sys.executable, "-c", code.format("predict", args)], capture_output=True, text=True, env=env)
+    assert out.stdout.strip().splitlines()[-1] == "0 []", out.stdout + out.stderr
+    assert Path(out.stdout.strip().splitlines()[-2]).read_bytes() == sub.read_bytes()

@@ -12,6 +12,7 @@ one model per label); each fold stops early on its validation rows; seeded and s
 from __future__ import annotations
 
 import inspect
+import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from kit import devices
 from kit.families.base import Family
 from kit.params import Interval, Params
 from kit.spec import Data, FoldOutput
@@ -104,9 +106,10 @@ def to_frame(df: pd.DataFrame, numeric: list[str], categorical: list[str],
 
 
 def _threads() -> int:
-    import torch
-
-    return max(1, torch.get_num_threads())
+    """The trees' threads: torch's where it is imported (`--threads` sets them), else the cores this process may
+    use; importing torch only to ask cost every tree run ~3 s."""
+    torch = sys.modules.get("torch")
+    return max(1, torch.get_num_threads()) if torch is not None else devices.cores()
 
 
 # The learning curve's training line is scored on at most this many training rows (a seeded sample): scoring all
