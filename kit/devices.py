@@ -74,6 +74,19 @@ def cores(cpu_max: Path = CPU_MAX) -> int:
     return max(1, n)
 
 
+# Device nodes without which no CUDA device can be present: NVIDIA's driver, AMD ROCm's, WSL2's GPU bridge.
+GPU_NODES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+
+
+def gpu_possible(nodes: tuple[str, ...] = GPU_NODES) -> bool:
+    """Whether a CUDA device may be present, answered without importing torch: torch's own answer where it is
+    imported, else whether one of the GPU drivers' device nodes exists."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return bool(torch.cuda.is_available())
+    return any(Path(p).exists() for p in nodes)
+
+
 def fast_cpu_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether this CPU multiplies bfloat16 matrices in hardware tiles (Intel AMX, `amx_bf16`): there a tabular
     net's 1,024-row step runs up to 1.35x faster under bfloat16 autocast; elsewhere bfloat16 gains little or

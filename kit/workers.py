@@ -44,11 +44,14 @@ def can_spawn() -> bool:
 def auto_jobs(n_folds: int) -> int:
     """Worker processes for a net's folds on this machine: one per core, up to the folds; one with a GPU (one
     device, shared), inside a multi-process run (`kit train --devices`), or where processes cannot be spawned."""
-    import torch
-
     n = devices.cores()
-    if torch.cuda.is_available() or devices.distributed() or n == 1 or not can_spawn():
+    if devices.distributed() or n == 1 or not can_spawn():
         return 1
+    if devices.gpu_possible():  # else the workers start without this process importing torch first (~2 s)
+        import torch
+
+        if torch.cuda.is_available():
+            return 1
     return min(n, n_folds)
 
 

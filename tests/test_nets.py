@@ -4,6 +4,7 @@ tabm`), on tiny generated tables of every task kind; their encoder, losses, call
 from __future__ import annotations
 
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -485,6 +486,14 @@ def test_workers_count_the_cores_a_container_allows_and_fall_back_where_they_can
         def Lock(self):  # noqa: N802 (multiprocessing's name)
             raise OSError(38, "Function not implemented")
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU: one process, the device shared
+    assert workers.auto_jobs(5) == 1 and devices.gpu_possible()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert not devices.gpu_possible()
+    monkeypatch.delitem(sys.modules, "torch")  # not imported: asked of the drivers' device nodes, torch not imported
+    assert not devices.gpu_possible((str(tmp_path / "no-such-node"),)) and devices.gpu_possible((str(tmp_path),))
+    assert "torch" not in sys.modules
+    monkeypatch.setitem(sys.modules, "torch", torch)
     monkeypatch.setattr("multiprocessing.get_context", lambda _method: NoSemaphores())
     assert workers.auto_jobs(5) == 1  # the default falls back to one process
     with pytest.raises(KitError, match="--jobs 2: worker processes cannot be started here"):
