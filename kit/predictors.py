@@ -103,15 +103,30 @@ class _Pickle:
 ZIP = b"PK\x03\x04"  # torch.save's files are zip archives; a plain pickle starts with b"\x80"
 
 
-def save(predictor: Any, path: Path) -> Path:
-    """Write a predictor atomically: with torch.save when torch is imported (a net's tensors), else as a plain
+@dataclass(frozen=True)
+class Saved:
+    """A predictor already in `save`'s bytes: a fold's worker process sends its model so, and the process that
+    writes the run needs no torch to unpickle and pickle it again (~3 s of CPU beside the workers' training)."""
+
+    data: bytes
+
+
+def dumps(predictor: Any) -> bytes:
+    """A predictor as `save` writes it: torch.save's when torch is imported (a net's tensors), else a plain
     pickle (a tree's predictor holds no tensor then, and importing torch to write it cost every tree run ~3 s)."""
+    if isinstance(predictor, Saved):
+        return predictor.data
     torch = sys.modules.get("torch")
     if torch is None:
-        return atomic_write_bytes(Path(path), pickle.dumps(predictor, protocol=pickle.HIGHEST_PROTOCOL))
+        return pickle.dumps(predictor, protocol=pickle.HIGHEST_PROTOCOL)
     buf = io.BytesIO()
     torch.save(predictor, buf)
-    return atomic_write_bytes(Path(path), buf.getvalue())
+    return buf.getvalue()
+
+
+def save(predictor: Any, path: Path) -> Path:
+    """Write a predictor (or its Saved bytes) atomically."""
+    return atomic_write_bytes(Path(path), dumps(predictor))
 
 
 def load(path: Path) -> Any:

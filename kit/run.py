@@ -69,7 +69,8 @@ def models_record(comp: Competition, cv: CVResult, run_dir: Path) -> dict[str, A
     if not cv.predictors or any(p is None for p in cv.predictors):
         return None
     return {"files": [run_folder.model_file(k) for k in range(len(cv.predictors))],
-            "format": "torch.save of kit.predictors objects (fitted preprocessing + model of each fold)",
+            "format": "kit.predictors.save: torch.save (or, without tensors, pickle) of kit.predictors objects "
+                      "(fitted preprocessing + model of each fold)",
             "predict": f"kit predict --comp {comp.name} --run {run_dir.name}"}
 
 

@@ -97,8 +97,10 @@ def _fit(k: int, train_idx: np.ndarray, valid_idx: np.ndarray, seed: int, keep_p
     learner.seed_everything(seed)
     w = _WORKER
     out = w["comp"].fit_fold(w["data"], train_idx, valid_idx, w["params"], seed=seed, progress=False)
-    if not keep_predictor:
-        out.predictor = None  # not sent back: the caller does not keep it
+    from kit import predictors
+
+    # not sent back when the caller does not keep it; else as the bytes the run's folder will hold
+    out.predictor = predictors.Saved(predictors.dumps(out.predictor)) if keep_predictor else None
     return k, out
 
 
