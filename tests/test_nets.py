@@ -3,6 +3,7 @@ tabm`), on tiny generated tables of every task kind; their encoder, losses, call
 
 from __future__ import annotations
 
+import copy
 import pickle
 import sys
 from pathlib import Path
@@ -273,6 +274,14 @@ def test_fast_dropout_drops_p_of_the_units_reproducibly_and_is_the_identity_in_e
     assert FastDropout(0.0)(x) is x
     near_one = FastDropout(0.999)(x)  # rounds to 255/256, not to a division by zero
     assert torch.isfinite(near_one).all() and 0 < (near_one != 0).float().mean().item() < 0.01
+    for dtype in (torch.float32, torch.bfloat16, torch.float64):  # the mask: 0 below the threshold, else 1/(1-p)
+        for p in (0.1, 0.5, 0.999):
+            torch.manual_seed(1)
+            d, z = FastDropout(p), torch.randn(64, 33).to(dtype)
+            draws = torch.from_numpy(np.frombuffer(copy.deepcopy(d.rng).bytes(z.numel()), np.uint8).copy())
+            keep = 1 / (1 - d.threshold / 256)
+            want = z * torch.where(draws.view(z.shape) >= d.threshold, torch.tensor(keep).to(dtype), 0).to(dtype)
+            assert torch.equal(d(z), want), (dtype, p)
     # the modern nets' dropouts are all FastDropout (TabM's inside the tabm package's block too)
     for net in (TabularMLP(3, [5], 1), TabM(3, [5], 1, "identity", k=2)):
         drops = [m for m in net.modules() if isinstance(m, torch.nn.Dropout | FastDropout)]
