@@ -433,8 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     wall, load1 = time.perf_counter() - t0, os.getloadavg()
     lines = [*report_header("Tabular model families on real tables, declared from the template alone", "tabular.py",
                             argv if argv is not None else sys.argv[1:], started, wall, load0, load1,
-                            machine_note="; every family uses all cores (torch's and the tree libraries' default "
-                            "threads)", versions_note=", peak memory per child process (`wait4` ru_maxrss)"),
+                            machine_note="; every family uses all cores (the nets' folds in one worker process a "
+                            "core, the trees' threads `kit.devices.cores()`)",
+                            versions_note=", peak memory per child process (`wait4` ru_maxrss)"),
              __doc__.split("\n\n")[1].replace("\n", " "), ""]
     for o, rep in outcomes:
         lines += section(o, rep)
