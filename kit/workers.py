@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from kit import devices
+from kit import devices, predictors
 from kit.errors import KitError
 
 # Training rows from which a net's folds go to worker processes by default: below, a fold takes a few seconds and
@@ -97,8 +97,6 @@ def _fit(k: int, train_idx: np.ndarray, valid_idx: np.ndarray, seed: int, keep_p
     learner.seed_everything(seed)
     w = _WORKER
     out = w["comp"].fit_fold(w["data"], train_idx, valid_idx, w["params"], seed=seed, progress=False)
-    from kit import predictors
-
     # not sent back when the caller does not keep it; else as the bytes the run's folder will hold
     out.predictor = predictors.Saved(predictors.dumps(out.predictor)) if keep_predictor else None
     return k, out
