@@ -203,7 +203,7 @@ def _parallel_folds(comp: Competition, data: Data, params: dict[str, Any], seed:
     """Every fold's output: the checkpointed ones reused, the others trained by `jobs` worker processes
     (kit.workers), each saved to the checkpoint as it finishes."""
     from kit.devices import threads_per_job
-    from kit.workers import fit_folds
+    from kit.workers import fit_folds, split_pays
 
     n_folds = int(folds.max()) + 1
     ready = {k: out for k in range(n_folds) if (out := _resumed(checkpoint, k, n_folds)) is not None}
@@ -212,10 +212,12 @@ def _parallel_folds(comp: Competition, data: Data, params: dict[str, Any], seed:
         return ready
     threads = threads or threads_per_job(jobs)  # before the jobs shrink to the folds left: a resumed run's threads
     jobs = min(jobs, len(todo))  # (and so its sums) are those of the run it resumes
-    log.info("folds %s: training in %d worker processes of %d thread%s", ", ".join(str(k + 1) for k in todo),
-             jobs, threads, "s" if threads > 1 else "")
+    parts = comp.fold_parts(params, int((folds != todo[0]).sum()))
+    parts = parts if split_pays(len(todo), jobs, parts) else 1
+    log.info("folds %s: training in %d worker processes of %d thread%s%s", ", ".join(str(k + 1) for k in todo),
+             jobs, threads, "s" if threads > 1 else "", f", each fold in {parts} parts" if parts > 1 else "")
     start = time.perf_counter()
-    for k, out in fit_folds(comp, data, params, folds, todo, seed, jobs, threads, keep_predictors):
+    for k, out in fit_folds(comp, data, params, folds, todo, seed, jobs, threads, keep_predictors, parts):
         if checkpoint is not None:
             checkpoint.save(k, out)
         ready[k] = out

@@ -129,15 +129,33 @@ def save(predictor: Any, path: Path) -> Path:
     return atomic_write_bytes(Path(path), dumps(predictor))
 
 
+def loads(data: bytes) -> Any:
+    """A predictor from `dumps`'s bytes: a plain pickle, or torch.save's zip (torch imported only then)."""
+    if data[:4] != ZIP:
+        return _Unpickler(io.BytesIO(data)).load()
+    import torch
+
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False, pickle_module=_Pickle)
+
+
 def load(path: Path) -> Any:
     """Read a predictor written by `save` (the file is this project's own: full unpickling is intended)."""
     try:
-        with open(path, "rb") as f:
-            if f.read(4) != ZIP:
-                f.seek(0)
-                return _Unpickler(f).load()
-        import torch
-
-        return torch.load(Path(path), map_location="cpu", weights_only=False, pickle_module=_Pickle)
+        return loads(Path(path).read_bytes())
     except (OSError, EOFError, RuntimeError, ModuleNotFoundError, pickle.UnpicklingError, ValueError) as e:
         raise DataError(f"{path}: cannot load the fold model ({str(e).splitlines()[0] if str(e) else e})") from None
+
+
+@dataclass(frozen=True)
+class Joined:
+    """A fold's predictor made of parts that trained in separate worker processes (a fold's nets, kit.workers):
+    the mean of the parts' predictions, as the fold's own loop averages its nets (each part one net, so the mean
+    is the same bytes). The parts stay as `save`'s bytes until they predict: the process that joins them needs
+    no torch."""
+
+    parts: tuple[Any, ...]
+
+    def predict(self, comp: Any, data: Any) -> np.ndarray:
+        """The mean of the parts' predictions for `data.test`."""
+        return np.mean([(loads(p.data) if isinstance(p, Saved) else p).predict(comp, data) for p in self.parts],
+                       axis=0)

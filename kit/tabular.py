@@ -114,6 +114,15 @@ class TabularCompetition(Competition):
             return 1
         return workers.auto_jobs(n_folds)
 
+    def fold_parts(self, params: dict[str, Any], n_rows: int) -> int:
+        """The family's parts of a fold (the modern nets: each of its nets)."""
+        return self.family.parts(params, n_rows)
+
+    def fit_fold_part(self, data: Data, train_idx: np.ndarray, valid_idx: np.ndarray, params: dict[str, Any],
+                      seed: int, part: int) -> FoldOutput:
+        """The family's part `part` of the fold."""
+        return self.family.fit_part(self, data, train_idx, valid_idx, params, seed, part)
+
     def describe_model(self, params: dict[str, Any]) -> str:
         """The model family, for run records."""
         return self.model_family

@@ -4,7 +4,10 @@ tabm`), on tiny generated tables of every task kind; their encoder, losses, call
 from __future__ import annotations
 
 import copy
+import json
+import os
 import pickle
+import subprocess
 import sys
 from pathlib import Path
 
@@ -466,6 +469,35 @@ def test_folds_in_worker_processes_match_one_process_and_their_errors_are_one_li
     err = capsys.readouterr().err.strip().splitlines()
     assert rc != 0 and err[-1] == "error: target_transform=log1p needs targets > -1", err[-3:]
     assert sorted(p.name for p in Path("submissions").rglob("*")) == before
+
+
+def test_a_folds_nets_train_apart_when_that_evens_the_workers_and_give_the_same_bytes(comps_root, capsys):  # noqa: F811
+    # 3 folds of 2 nets on 2 workers: the 6 nets go one by one (3 rounds, not 2 of whole folds with a core idle in
+    # the second); each fold's nets joined give the bytes of one process, the fold's model is their join, `kit
+    # predict` reproduces the submission from it, and the process that joins them never imports fastai
+    from kit import predictors, workers
+    from kit.commands.predict import main as predict_main
+
+    assert workers.split_pays(3, 2, 2) and workers.split_pays(5, 2, 2) and workers.split_pays(5, 4, 2)
+    assert not workers.split_pays(4, 2, 2) and not workers.split_pays(5, 5, 2) and not workers.split_pays(5, 2, 1)
+    d = write_comp(comps_root, "n_parts", "binary", "auc", binary_yes_no, prob_sample, n=240, n_test=40)
+    quick = ["--set", "arch=modern", "--set", "width=32", "--set", "depth=1", "--set", "epochs=3",
+             "--set", "n_models=2", "--threads", "1"]
+    one, _ = train(capsys, "n_parts", d, *quick, "--jobs", "1")
+    # (--threads imports torch to set its threads; the training stack, fastai and kit.nets.fit, stays out)
+    code = ("import sys; from kit.commands.train import main; rc = main({0!r}); "
+            "print(rc, sorted(m for m in ('fastai', 'kit.nets.fit', 'kit.learner') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    args = ["--comp", "n_parts", "--data-dir", str(d), *FAST, *quick, "--jobs", "2"]
+    out = subprocess.run([sys.executable, "-c", code.format(args)], capture_output=True, text=True, env=env)
+    assert out.stdout.strip().splitlines()[-1] == "0 []", out.stdout + out.stderr
+    two = Path(out.stdout.strip().splitlines()[-2])
+    assert two.read_bytes() == one.read_bytes()
+    run_dir = Path(json.loads(two.with_suffix(".json").read_text())["run_dir"])
+    joined = predictors.load(run_dir / "models" / "fold-0.pt")
+    assert isinstance(joined, predictors.Joined) and len(joined.parts) == 2
+    assert predict_main(["--comp", "n_parts", "--data-dir", str(d), "--run", run_dir.name, "--quiet"]) == 0
+    assert Path(capsys.readouterr().out.strip().splitlines()[-1]).read_bytes() == one.read_bytes()
 
 
 def test_the_nets_folds_go_to_workers_from_3000_rows_on_a_cpu(comps_root, monkeypatch):  # noqa: F811

@@ -50,5 +50,16 @@ class Family:
         """One fold's model on `train_idx`: predictions on `valid_idx` and the test set, and its predictor."""
         raise NotImplementedError
 
+    def parts(self, params: dict[str, Any], n_rows: int) -> int:
+        """Parts of a fold that can train apart (`fit_part`) for `n_rows` training rows: one."""
+        return 1
+
+    def fit_part(self, comp: Any, data: Data, train_idx: np.ndarray, valid_idx: np.ndarray, params: dict[str, Any],
+                 seed: int, part: int) -> FoldOutput:
+        """Part `part` of the fold `fit_fold` trains with `seed`: the whole fold when it is one part."""
+        if part != 0 or self.parts(params, len(train_idx)) != 1:
+            raise NotImplementedError(f"{self.name}: a fold of several parts needs fit_part")
+        return self.fit_fold(comp, data, train_idx, valid_idx, params, seed, progress=False)
+
     def __repr__(self) -> str:
         return f"<Family {self.name}>"

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from kit.families.base import Family
-from kit.nets.params import AUTO_SEED_ROWS, SEED_PARAMS, MLPParams, TabMParams
+from kit.nets.params import AUTO_SEED_ROWS, SEED_PARAMS, MLPParams, TabMParams, auto_models, fold_parts
 from kit.spec import Data, FoldOutput
 
 # torch and fastai (kit.learner, kit.nets.fit, kit.predictors) are imported where a net trains: importing them
@@ -76,6 +76,19 @@ class MLP(Family):
             params = {**params, **{k: v for k, v in SEED_PARAMS.items() if params.get(k) == modern.get(k)}}
         return fit_seed_mlp(comp, data, train_idx, valid_idx, params, seed, callbacks, progress)
 
+    def parts(self, params: dict[str, Any], n_rows: int) -> int:
+        """The modern MLP's nets of a fold (kit.nets.params.fold_parts); the seeds' MLP is one part."""
+        return 1 if self.kind(params, n_rows) == "seed" else fold_parts("mlp", params)
+
+    def fit_part(self, comp: Any, data: Data, train_idx: np.ndarray, valid_idx: np.ndarray, params: dict[str, Any],
+                 seed: int, part: int) -> FoldOutput:
+        """The modern MLP's net `part` of the fold."""
+        if self.parts(params, len(train_idx)) == 1:
+            return super().fit_part(comp, data, train_idx, valid_idx, params, seed, part)
+        from kit.nets import fit as nets_fit
+
+        return nets_fit.fit_fold("mlp", comp, data, train_idx, valid_idx, params, seed, progress=False, members=[part])
+
 
 def fit_seed_mlp(comp: Any, data: Data, train_idx: np.ndarray, valid_idx: np.ndarray, params: dict[str, Any],
                  seed: int, callbacks: list | None = None, progress: bool = True) -> FoldOutput:
@@ -97,7 +110,7 @@ def fit_seed_mlp(comp: Any, data: Data, train_idx: np.ndarray, valid_idx: np.nda
     epochs = p.epochs or nets_fit.auto_epochs(len(train_idx))
     params = {**params, "bs": bs, "epochs": epochs}
     valid, models, hist = [], [], []
-    for m in range(p.n_models or nets_fit.auto_models("seed")):
+    for m in range(p.n_models or auto_models("seed")):
         learner.seed_everything(seed + 1000 * m)
         dls, _ = learner.tensor_dataloaders(x_train, y_train, x_valid, y_valid, x_valid[:0], bs, comp.task)
         learn = learner.make_learner(dls, comp.model(x_train.shape[1], n_out, params), comp.task, p.lr, p.wd,
@@ -131,3 +144,14 @@ class TabM(Family):
         from kit.nets import fit as nets_fit
 
         return nets_fit.fit_fold("tabm", comp, data, train_idx, valid_idx, params, seed, callbacks, progress)
+
+    def parts(self, params: dict[str, Any], n_rows: int) -> int:
+        """TabM's nets of a fold (one unless `n_models` asks for more: kit.nets.params.fold_parts)."""
+        return fold_parts("tabm", params)
+
+    def fit_part(self, comp: Any, data: Data, train_idx: np.ndarray, valid_idx: np.ndarray, params: dict[str, Any],
+                 seed: int, part: int) -> FoldOutput:
+        """TabM's net `part` of the fold."""
+        from kit.nets import fit as nets_fit
+
+        return nets_fit.fit_fold("tabm", comp, data, train_idx, valid_idx, params, seed, progress=False, members=[part])

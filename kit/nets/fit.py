@@ -10,6 +10,7 @@ the raw scale fits best: MEAN_METRICS), and predictions are clipped to the train
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from kit.losses import EnsembleLoss
 from kit.nets.callbacks import BestEpoch, BF16Autocast
 from kit.nets.features import NetFeatures
 from kit.nets.modules import TabM, TabularMLP
-from kit.nets.params import MLPParams, TabMParams
+from kit.nets.params import MLPParams, TabMParams, auto_models
 from kit.predictors import MLPPredictor, cpu_copy
 from kit.spec import Data, FoldOutput
 from kit.tasks import TargetScaler
@@ -36,14 +37,6 @@ MEAN_METRICS = ("rmse", "r2")
 # CPU is mostly fixed cost (fastai's callbacks, the optimiser, dropout's random numbers), so a batch up to 512 rows
 # costs about what 64 did; measured on the choice tables in bench/results/tabular-ab-batch.md.
 PER_BATCH = 32
-# The modern MLP trains two nets a fold (seeds seed and seed + 1000, predictions averaged) and, for classification,
-# with twice the rows a batch again (rows/16, up to 1,024), so that the pair costs little more than one net did.
-# Measured on the choice tables (bench/results/tabular-ab-batch.md, "Two nets a fold"), paired against one net:
-# regression (two nets at rows/32, 1.6-2x the time) computers -0.8 +- 0.4 RMSE, doctorcontacts -1.4 %, budgetfood
-# -0.0006 +- 0.0001 (level with LightGBM); two nets with 0.6x the epochs were worse (computers +3 %).
-# Classification (two nets at rows/16, 1.1-1.5x the time): males -0.052 +- 0.005 log loss, benefits +0.006 +- 0.004
-# AUC, rwm5yr +0.0025 +- 0.0006 AUC (level with LightGBM), flchain +0.0004 +- 0.0007 (a tie).
-MLP_MODELS = 2
 CLASSIFICATION_PER_BATCH = 16
 REFERENCE_ROWS = 64  # the old rule's rows per batch: 1,024 from ~46k rows, and the unit of the epoch budget
 # Rows seen per fold at most: the epoch budget of large tables (a cost that grows with the rows, like a tree
@@ -72,11 +65,6 @@ def auto_batch_size(n_rows: int, per: int = PER_BATCH, cap: int = 512) -> int:
     """A power of two near n/`per` between 32 and `cap`, or the n/64 rule's when that is larger (1024 from ~46k
     rows): a fixed 64 made a 500k-row table take 6,000+ steps an epoch."""
     return max(_pow2(n_rows / per, 5, int(np.log2(cap))), _reference_batch(n_rows))
-
-
-def auto_models(kind: str) -> int:
-    """Nets a fold when `n_models` is 0: MLP_MODELS for the modern MLP, one TabM (already k heads)."""
-    return MLP_MODELS if kind == "mlp" else 1
 
 
 def fold_batch_size(kind: str, task: Any, n_rows: int) -> int:
@@ -201,8 +189,10 @@ def fit_fold(
     seed: int,
     callbacks: list | None = None,
     progress: bool = True,
+    members: Sequence[int] | None = None,
 ) -> FoldOutput:
-    """Features on the fold, then `n_models` nets (seeds seed, seed + 1000, ...) averaged."""
+    """Features on the fold, then `n_models` nets (seeds seed, seed + 1000, ...) averaged; `members`: only those
+    of the nets (a part of the fold: fold_parts)."""
     p = (TabMParams if kind == "tabm" else MLPParams).of(params)
     enc = NetFeatures(list(comp.numeric_features), list(comp.categorical_features), num_transform=p.num_transform,
                       max_levels=int(p.max_levels), target_type=target_type(comp.task) if p.target_encode else None,
@@ -222,7 +212,7 @@ def fit_fold(
     valid, fitted, models, hist = [], [], [], []
     autocast = bf16(p.precision, bs)
     bins = numeric_bins(x_train[:, : enc.n_numeric], int(p.n_bins)) if p.num_emb == "ple" and enc.n_numeric else None
-    for m in range(int(p.n_models) or auto_models(kind)):
+    for m in range(int(p.n_models) or auto_models(kind)) if members is None else members:
         learner.seed_everything(seed + 1000 * m)
         dls, train_dl = learner.tensor_dataloaders(x_train, y_train, x_valid, y_valid,
                                                    x_train if restore_mean else x_valid[:0], bs, comp.task)

@@ -21,6 +21,15 @@ TABM_ARCHS = ("tabm", "tabm-mini", "tabm-packed")
 # RMSE 162 vs 199, doctor contacts 4.03 vs 4.23) and lost one (males log loss 1.61 vs 1.57).
 AUTO_SEED_ROWS = 1000
 
+# The modern MLP trains two nets a fold (seeds seed and seed + 1000, predictions averaged) and, for classification,
+# with twice the rows a batch again (rows/16, up to 1,024), so that the pair costs little more than one net did.
+# Measured on the choice tables (bench/results/tabular-ab-batch.md, "Two nets a fold"), paired against one net:
+# regression (two nets at rows/32, 1.6-2x the time) computers -0.8 +- 0.4 RMSE, doctorcontacts -1.4 %, budgetfood
+# -0.0006 +- 0.0001 (level with LightGBM); two nets with 0.6x the epochs were worse (computers +3 %).
+# Classification (two nets at rows/16, 1.1-1.5x the time): males -0.052 +- 0.005 log loss, benefits +0.006 +- 0.004
+# AUC, rwm5yr +0.0025 +- 0.0006 AUC (level with LightGBM), flchain +0.0004 +- 0.0007 (a tie).
+MLP_MODELS = 2
+
 POSITIVE = Interval(int, 1, None)
 NET_CONSTRAINTS: dict[str, Any] = {
     "width": POSITIVE, "depth": POSITIVE, "n_models": OrAuto(what="the net (2 modern MLPs, 1 TabM or seeds' MLP)"),
@@ -45,7 +54,7 @@ class NetParams(Params):
     epochs: int = 0  # 0: ~24 passes, fewer above 16k-25k rows (kit.nets.fit.fold_epochs)
     bs: int = 0  # 0: a power of two near rows / 32 (regression, TabM) or / 16 (the MLP's classification) up to
     # 512 or 1,024, and 1,024 from ~46k rows (kit.nets.fit.auto_batch_size)
-    n_models: int = 0  # 0: two nets a fold for the modern MLP (kit.nets.fit.auto_models), one for TabM
+    n_models: int = 0  # 0: two nets a fold for the modern MLP (auto_models), one for TabM
     num_transform: str = "quantile"
     num_emb: str = "periodic"
     d_emb: int = 16
@@ -98,3 +107,15 @@ class TabMParams(NetParams):
     # (k independent MLPs in one batched module: a deep ensemble trained in one loop)
 
     _parameter_constraints: ClassVar = {"k": POSITIVE, "arch_type": Options(*TABM_ARCHS), **NET_CONSTRAINTS}
+
+
+def auto_models(kind: str) -> int:
+    """Nets a fold when `n_models` is 0: MLP_MODELS for the modern MLP, one TabM (already k heads)."""
+    return MLP_MODELS if kind == "mlp" else 1
+
+
+def fold_parts(kind: str, params: dict[str, Any]) -> int:
+    """Parts of a fold that can train in separate processes (kit.workers): each of its nets, which start from
+    their own seeds; one when `log1p_mean`'s factor is fitted on every net's predictions together."""
+    p = (TabMParams if kind == "tabm" else MLPParams).of(params)
+    return 1 if p.target_transform == "log1p_mean" else int(p.n_models) or auto_models(kind)
