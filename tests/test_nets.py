@@ -19,8 +19,9 @@ import torch
 from kit import devices, learner, registry
 from kit.cv import cross_validate
 from kit.errors import KitError
+from kit.learner import BF16Autocast
 from kit.losses import EnsembleLoss, SmoothBCEWithLogitsLossFlat
-from kit.nets.callbacks import BestEpoch, BF16Autocast
+from kit.nets.callbacks import BestEpoch
 from kit.nets.features import NetFeatures, smooth_clip
 from kit.nets.fit import (
     auto_batch_size,

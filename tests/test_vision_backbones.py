@@ -244,6 +244,35 @@ def test_the_weights_option_checks_the_file_before_anything_is_written(digits_sr
     assert not Path("runs").exists() and not Path("submissions").exists()
 
 
+def test_a_cpu_trains_channels_last_and_in_bfloat16_where_it_has_amx(digits_src, monkeypatch):
+    # oneDNN's convolutions run fastest on channels-last tensors: on a CPU the batches and the model are so;
+    # precision=auto autocasts the training batches to bfloat16 where the CPU has AMX tiles, bf16 always, fp32 never
+    from kit import devices
+    from kit.learner import BF16Autocast
+
+    class Layout(Spy):
+        def before_batch(self) -> None:
+            super().before_batch()
+            if not self.training:  # validation batches stay float32
+                assert not torch.is_autocast_enabled("cpu")
+                return
+            conv = next(m for m in self.learn.model.modules() if isinstance(m, torch.nn.Conv2d))
+            cl = torch.channels_last
+            self.sides.append((self.x.is_contiguous(memory_format=cl), conv.weight.is_contiguous(memory_format=cl),
+                               torch.is_autocast_enabled("cpu")))
+
+    for amx, precision, on in ((True, "auto", True), (False, "auto", False), (False, "bf16", True),
+                               (True, "fp32", False)):
+        monkeypatch.setattr(devices, "fast_cpu_bf16", lambda amx=amx: amx)
+        spy = Layout()
+        out = _fit(DIGITS, digits_src, spy, precision=precision)
+        assert any(isinstance(cb, BF16Autocast) for cb in spy.cbs[0]) is on, (amx, precision)
+        layouts = [s for s in spy.sides if len(s) == 3]
+        assert layouts and all(s[:2] == (True, True) for s in layouts), layouts
+        assert all(s[2] is on for s in layouts)  # the training batches' forward under autocast, or not
+        assert np.isfinite(out.valid).all() and out.valid.dtype != np.dtype("float16")
+
+
 # ---- chapter 7 -------------------------------------------------------------------------------------------
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import torch
-from fastai.callback.core import Callback
 from fastai.callback.tracker import TrackerCallback
-from fastai.torch_core import to_float
 
 
 class BestEpoch(TrackerCallback):
@@ -30,36 +27,3 @@ class BestEpoch(TrackerCallback):
         if self.state is not None:
             self.learn.model.load_state_dict(self.state)
         super().after_fit()
-
-
-class BF16Autocast(Callback):
-    """Training batches' forward pass and loss under `torch.autocast(bfloat16)` on the model's device, weights
-    and optimiser in float32 (bfloat16 has float32's range: no loss scaling). fastai's `MixedPrecision` does this
-    for CUDA only; on a CPU with AMX tiles (kit.devices.fast_cpu_bf16) the matmuls run in bfloat16: whole runs
-    took 0.74-0.99x the time, faster the larger the batch (bench/results/tabular-ab.md). Validation stays in
-    float32, so the epoch chosen and the predictions are float32's."""
-
-    order = 10
-
-    def before_fit(self) -> None:
-        self.context = None
-
-    def before_batch(self) -> None:
-        if self.training:
-            self.context = torch.autocast(self.dls.device.type, dtype=torch.bfloat16)
-            self.context.__enter__()
-
-    def after_pred(self) -> None:
-        if self.context is not None:
-            self.learn.pred = to_float(self.pred)
-
-    def after_loss(self) -> None:
-        self._leave()
-
-    def after_batch(self) -> None:  # a batch cancelled before its loss leaves the context too
-        self._leave()
-
-    def _leave(self) -> None:
-        if self.context is not None:
-            self.context.__exit__(None, None, None)
-            self.context = None

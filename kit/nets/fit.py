@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from kit import devices, learner
+from kit import learner
 from kit.errors import KitError
+from kit.learner import BF16Autocast
 from kit.losses import EnsembleLoss
-from kit.nets.callbacks import BestEpoch, BF16Autocast
+from kit.nets.callbacks import BestEpoch
 from kit.nets.features import NetFeatures
 from kit.nets.modules import TabM, TabularMLP
 from kit.nets.params import MLPParams, TabMParams, auto_models
@@ -175,7 +176,7 @@ def bf16(precision: str, bs: int = BF16_MIN_BATCH) -> bool:
     """Whether training batches run under bfloat16 autocast: `bf16`, or `auto` on a CPU with AMX tiles for
     batches of BF16_MIN_BATCH rows or more."""
     if precision == "auto":
-        return bs >= BF16_MIN_BATCH and learner.default_device().type == "cpu" and devices.fast_cpu_bf16()
+        return bs >= BF16_MIN_BATCH and learner.cpu_bf16(precision)
     return precision == "bf16"
 
 

@@ -148,4 +148,7 @@ class BatchTransform:
         elif self.tta:
             x = dihedral(x, self.tta)
         x = (x - self.mean.to(x.device)) / self.std.to(x.device)
-        return (x.contiguous(), *rest)
+        # the (B, H, W, 3) batch permuted is already channels-last in memory: kept so on a CPU, where the models
+        # are channels-last too (kit.vision.models.vision_learner_for)
+        fmt = torch.channels_last if x.device.type == "cpu" else torch.contiguous_format
+        return (x.contiguous(memory_format=fmt), *rest)

@@ -264,6 +264,8 @@ class VisionCompetition(Competition):
         if task.multi_label:
             metrics.append(accuracy_multi)
         cbs = mix_callbacks(float(p["mixup"]), float(p["cutmix"]))
+        if learner.cpu_bf16(str(p["precision"]), device):
+            cbs.append(learner.BF16Autocast())
         sizes = progressive_sizes(p, self.name)
         if len(set(sizes)) > 1:
             cbs.append(ProgressiveResize(sizes, dls.train.batch_tfm))

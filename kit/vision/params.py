@@ -14,6 +14,7 @@ from kit.params import Flag, Interval, IntList, Options, Params, Text
 
 SCHEDULES = ("one_cycle", "fine_tune")
 NORMS = ("auto", "backbone", "fold")
+PRECISIONS = ("auto", "fp32", "bf16")
 ALPHA = Interval(float, 0, None)
 
 
@@ -93,6 +94,8 @@ class VisionParams(Params):
     freeze_epochs: int = 1  # fine_tune only
     skip_bad_images: bool = False
     workers: int = 0  # image decoding processes (0: up to 8)
+    precision: str = "auto"  # training batches under bfloat16 autocast: auto = on a CPU with AMX tiles
+    # (kit.devices.fast_cpu_bf16), fp32 elsewhere; a GPU trains in fastai's fp16 mixed precision either way
 
     # the resolved values' constraints (an unset value is filled before these are checked)
     _parameter_constraints: ClassVar = {
@@ -103,7 +106,7 @@ class VisionParams(Params):
         "mixup": ALPHA, "cutmix": ALPHA, "label_smoothing": Interval(float, 0, 1, "left"),
         "progressive": Interval(float, 0, 1, "left"), "sizes": IntList(16), "geometric": Flag(),
         "pretrained": Flag(), "weights": Text(), "freeze_epochs": Interval(int, 0, None),
-        "skip_bad_images": Flag(), "workers": Interval(int, 0, None),
+        "skip_bad_images": Flag(), "workers": Interval(int, 0, None), "precision": Options(*PRECISIONS),
     }
     _notes: ClassVar = {"tta": "views", "mixup": "the Beta distribution's alpha, 0 off",
                         "cutmix": "the Beta distribution's alpha, 0 off", "size": "pixels",
