@@ -46,17 +46,6 @@ class FoldOutput:
     history: list[dict] = field(default_factory=list)  # per-epoch losses/metrics
     predictor: Any = None  # predicts new test rows as this fold did (kit.predictors), saved with the run
 
-    @staticmethod
-    def join(parts: Sequence[FoldOutput]) -> FoldOutput:
-        """One fold from its parts, each trained apart (`Competition.fit_fold_part`): the mean of their
-        predictions, the first part's history, their predictors joined (kit.predictors.Joined)."""
-        from kit.predictors import Joined
-
-        kept = tuple(p.predictor for p in parts)
-        return FoldOutput(valid=np.mean([p.valid for p in parts], axis=0),
-                          test=np.mean([p.test for p in parts], axis=0), history=parts[0].history,
-                          predictor=None if any(k is None for k in kept) else Joined(kept))
-
 
 class Competition:
     """Base class: a competition module subclasses it and sets the declarations below.
@@ -153,7 +142,7 @@ class Competition:
 
     def fold_parts(self, params: dict[str, Any], n_rows: int) -> int:
         """Parts of a fold that can train in separate worker processes (`fit_fold_part`, joined by
-        `FoldOutput.join`) for a fold of `n_rows` training rows: one (a fold is one model)."""
+        kit.workers.join_parts) for a fold of `n_rows` training rows: one (a fold is one model)."""
         return 1
 
     def fit_fold_part(self, data: Data, train_idx: np.ndarray, valid_idx: np.ndarray, params: dict[str, Any],

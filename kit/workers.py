@@ -26,6 +26,7 @@ import numpy as np
 
 from kit import devices, predictors
 from kit.errors import KitError
+from kit.spec import FoldOutput
 
 # Training rows from which a net's folds go to worker processes by default: below, a fold takes a few seconds and
 # the workers' start (~6 s) would cost more than it saves.
@@ -94,6 +95,16 @@ def _start(parent: int, name: str, work: str, threads: int) -> None:
     _WORKER.update(comp=pickle.loads(comp), data=data, params=params)
 
 
+def join_parts(parts: list[FoldOutput]) -> FoldOutput:
+    """One fold from its parts, each trained apart (`Competition.fit_fold_part`): the mean of their predictions
+    (what the fold's own loop computes from its nets), the first part's history, their predictors joined
+    (kit.predictors.Joined)."""
+    kept = tuple(p.predictor for p in parts)
+    return FoldOutput(valid=np.mean([p.valid for p in parts], axis=0), test=np.mean([p.test for p in parts], axis=0),
+                      history=parts[0].history,
+                      predictor=None if any(k is None for k in kept) else predictors.Joined(kept))
+
+
 def split_pays(n_folds: int, jobs: int, parts: int) -> bool:
     """Whether the folds' parts (Competition.fold_parts) sent to the workers one by one finish sooner than whole
     folds: 5 folds of 2 nets on 2 workers take 5 nets' time instead of 3 rounds of 2 (the last round leaves a
@@ -122,10 +133,8 @@ def fit_folds(comp: Any, data: Any, params: dict[str, Any], folds: np.ndarray, t
               jobs: int, threads: int, keep_predictors: bool = True, parts: int = 1) -> Iterator[tuple[int, Any]]:
     """(fold, FoldOutput) for each fold in `todo` as `jobs` worker processes finish them (fold k's seed is
     seed + k, as in the sequential loop); `parts` > 1: each fold's parts go to the workers one by one and are
-    joined (FoldOutput.join) when its last comes back. An error in a fold is raised here; the other workers are
+    joined (join_parts) when its last comes back. An error in a fold is raised here; the other workers are
     stopped."""
-    from kit.spec import FoldOutput
-
     if not can_spawn():
         raise KitError(f"--jobs {jobs}: worker processes cannot be started here (no POSIX semaphores); use --jobs 1")
     # The workers read the competition and data from a file: as initargs they went down each worker's pipe, and
@@ -153,7 +162,7 @@ def fit_folds(comp: Any, data: Any, params: dict[str, Any], folds: np.ndarray, t
             done.setdefault(k, {})[part] = out
             if len(done[k]) == parts:
                 fold = done.pop(k)
-                yield k, FoldOutput.join([fold[m] for m in range(parts)])
+                yield k, join_parts([fold[m] for m in range(parts)])
     except BaseException:
         # the pool's own shutdown waits for the running folds: stop them now (an error or Ctrl-C)
         for p in list((getattr(pool, "_processes", None) or {}).values()):
