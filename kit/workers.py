@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import shutil
 import tempfile
 import threading
 import time
@@ -31,6 +32,7 @@ from kit.spec import FoldOutput
 # Training rows from which a net's folds go to worker processes by default: below, a fold takes a few seconds and
 # the workers' start (~6 s) would cost more than it saves.
 PARALLEL_ROWS = 3000
+STAGING = "kit-folds-"  # the workers' work folder in the temp dir: STAGING<parent pid>-<random>
 _WORKER: dict[str, Any] = {}  # the competition, data and parameters of this worker process (set by _start)
 
 
@@ -95,6 +97,21 @@ def _start(parent: int, name: str, work: str, threads: int) -> None:
     _WORKER.update(comp=pickle.loads(comp), data=data, params=params)
 
 
+def clear_stale(root: Path) -> None:
+    """Remove the work folders (`STAGING<pid>-*`, a copy of a run's data) that runs killed before they could
+    (SIGKILL, a lost machine) left in `root`: those whose process is gone."""
+    for d in root.glob(f"{STAGING}*"):
+        pid = d.name[len(STAGING):].split("-")[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except OSError:  # another user's process: alive
+            pass
+
+
 def join_parts(parts: list[FoldOutput]) -> FoldOutput:
     """One fold from its parts, each trained apart (`Competition.fit_fold_part`): the mean of their predictions
     (what the fold's own loop computes from its nets), the first part's history, their predictors joined
@@ -140,7 +157,8 @@ def fit_folds(comp: Any, data: Any, params: dict[str, Any], folds: np.ndarray, t
     # The workers read the competition and data from a file: as initargs they went down each worker's pipe, and
     # the pool's start of the next worker waited until this one had imported pandas and read them (1.8 s a
     # worker on movies' 58,000 rows), so the second worker began its imports that much later.
-    tmp = tempfile.TemporaryDirectory(prefix="kit-folds-")
+    clear_stale(Path(tempfile.gettempdir()))
+    tmp = tempfile.TemporaryDirectory(prefix=f"{STAGING}{os.getpid()}-")
     work = Path(tmp.name) / "work.pkl"
     work.write_bytes(pickle.dumps((pickle.dumps(comp), data, params), protocol=pickle.HIGHEST_PROTOCOL))
     ctx = multiprocessing.get_context("spawn")

@@ -501,6 +501,22 @@ def test_a_folds_nets_train_apart_when_that_evens_the_workers_and_give_the_same_
     assert Path(capsys.readouterr().out.strip().splitlines()[-1]).read_bytes() == one.read_bytes()
 
 
+def test_a_killed_runs_work_folder_goes_on_the_next_run(tmp_path):
+    # the workers read the data from a folder in the temp dir, removed when the run ends; a run killed by SIGKILL
+    # cannot, so the next run removes the folders whose process is gone (and keeps a live one's)
+    from kit import workers
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / f"{workers.STAGING}{done.stdout.strip()}-abc"
+    live = tmp_path / f"{workers.STAGING}{os.getpid()}-abc"
+    other = tmp_path / f"{workers.STAGING}x-abc"
+    for d in (dead, live, other):
+        d.mkdir()
+        (d / "work.pkl").write_bytes(b"data")
+    workers.clear_stale(tmp_path)
+    assert not dead.exists() and live.exists() and other.exists()
+
+
 def test_the_nets_folds_go_to_workers_from_3000_rows_on_a_cpu(comps_root, monkeypatch):  # noqa: F811
     monkeypatch.setattr("kit.devices.cores", lambda: 4)
     comp = registry.get("titanic")
