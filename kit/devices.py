@@ -101,6 +101,18 @@ def fast_cpu_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return False
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this machine (another user's counts: signalling it is refused, not
+    failed)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def threads_per_job(jobs: int) -> int:
     """torch threads of each of `jobs` worker processes: the cores shared out (at least one)."""
     return max(1, cores() // max(jobs, 1))

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from kit import devices
 from kit.errors import DataError, KitError, OutputError
 from kit.io import read_json_object, sha256_file, writing
 
@@ -130,23 +131,13 @@ def resolve(spec: str | Path | None, runs_root: Path, comp_name: str) -> Path:
                    f"(`kit train --comp {comp_name}` makes one)")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep(parent: Path) -> None:
     """Remove run folders left half-written under `parent` by a process that is gone (killed, crashed)."""
     if not Path(parent).is_dir():
         return
     for p in Path(parent).iterdir():
         m = _STAGING.match(p.name)
-        if m and p.is_dir() and int(m["pid"]) != os.getpid() and not _alive(int(m["pid"])):
+        if m and p.is_dir() and int(m["pid"]) != os.getpid() and not devices.process_alive(int(m["pid"])):
             shutil.rmtree(p, ignore_errors=True)
 
 

@@ -102,14 +102,8 @@ def clear_stale(root: Path) -> None:
     (SIGKILL, a lost machine) left in `root`: those whose process is gone."""
     for d in root.glob(f"{STAGING}*"):
         pid = d.name[len(STAGING):].split("-")[0]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if pid.isdigit() and not devices.process_alive(int(pid)):
             shutil.rmtree(d, ignore_errors=True)
-        except OSError:  # another user's process: alive
-            pass
 
 
 def join_parts(parts: list[FoldOutput]) -> FoldOutput:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
+from kit import devices
 from kit.errors import DataError, KitError
 from kit.io import atomic_write_json
 from kit.kaggle.ledger import now_iso
@@ -245,16 +246,6 @@ def _host_tag() -> str:
     return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale_staging(data_dir: Path, max_idle_s: float = 600.0) -> None:
     """Delete staging folders that a killed download left behind: its process is gone (the pid is in the name),
     or, for a name without one, idle for `max_idle_s`."""
@@ -262,7 +253,7 @@ def _remove_stale_staging(data_dir: Path, max_idle_s: float = 600.0) -> None:
     for d in data_dir.parent.glob(f".{data_dir.name}.download-*"):
         m = re.match(rf"\.{re.escape(data_dir.name)}\.download-([^-]+)-(\d+)-", d.name)
         if m and m.group(1) == host:
-            stale = not _pid_alive(int(m.group(2)))
+            stale = not devices.process_alive(int(m.group(2)))
         else:
             newest = max((p.stat().st_mtime for p in d.rglob("*") if p.is_file()), default=d.stat().st_mtime)
             stale = time.time() - newest > max_idle_s
