@@ -199,7 +199,10 @@ def test_fold_workers_stop_with_their_run(titanic_data: Path, tmp_path: Path, si
 
     cmd = [sys.executable, "-m", "kit", "train", "--comp", "titanic", "--data-dir", str(titanic_data), "--runs",
            str(tmp_path / "runs"), "--out", str(tmp_path / "subs"), "--set", "epochs=400", "--jobs", "2", "--quiet"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # a suite started in the background by a shell without job control passes SIGINT on ignored, and Python then
+    # keeps it ignored: the run starts with SIGINT at its default, as from a terminal (tests/hooked.py does the same)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         workers = _started_workers(proc)
         time.sleep(2)  # into their folds
