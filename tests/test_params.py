@@ -73,4 +73,5 @@ def test_vision_params_checked_once_resolved():
         VisionParams.check({"mixup": 0.2, "cutmix": 1.0}, "x")
     VisionParams.check(VisionParams.defaults() | {"size": 64, "epochs": 1, "bs": 8, "lr": 1e-3, "arch": "small_cnn",
                                                   "schedule": "one_cycle", "tta": 0, "norm": "auto", "mixup": 0.0,
-                                                  "cutmix": 0.0, "label_smoothing": 0.0, "progressive": 0.0}, "x")
+                                                  "cutmix": 0.0, "label_smoothing": 0.0, "progressive": 0.0,
+                                                  "width": 24}, "x")

@@ -242,6 +242,9 @@ def test_presets_resolve_and_overrides_win():
     assert {k: p[k] for k in PRESETS["gpu"]} == PRESETS["gpu"]
     p = PLANET.params({"preset": "cpu", "size": 48})
     assert p["arch"] == "small_cnn" and p["size"] == 48 and p["epochs"] == PRESETS["cpu"]["epochs"]
+    assert p["width"] == PRESETS["cpu"]["width"] == 16  # the preset's width fills an unset one; yours wins
+    assert PLANET.params({"preset": "cpu", "width": 24})["width"] == 24
+    assert PLANET.params({"preset": "gpu"})["width"] == 24  # a preset without one: Preset's default
     assert PLANET.params({})["preset"] in ("cpu", "gpu")
     with pytest.raises(KitError, match="preset"):
         PLANET.params({"preset": "tpu"})

@@ -36,6 +36,7 @@ class Preset:
     label_smoothing: float = 0.0
     progressive: float = 0.0
     sizes: tuple[int, ...] = ()
+    width: int = 24  # small_cnn's base width (other archs ignore it)
 
     @classmethod
     def of(cls, declared: Preset | Mapping[str, Any], where: str) -> Preset:
@@ -84,7 +85,7 @@ class VisionParams(Params):
     label_smoothing: float = -1.0
     progressive: float = -1.0
     sizes: list = dataclasses.field(default_factory=list)
-    width: int = 24  # small_cnn base width
+    width: int = 0  # small_cnn's base width (unset: the preset's)
     dropout: float = 0.1
     wd: float = 0.01
     aug: float = 0.1  # lighting strength (0: none)
