@@ -88,13 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     gen_s = time.perf_counter() - t
 
     params = PLANET.params({"preset": a.preset, **parse_overrides(a.overrides, PLANET.default_params)})
-    PLANET.cache_dir = data_dir / "cache"
-    for f in PLANET.cache_dir.glob("*.npy") if PLANET.cache_dir.is_dir() else []:
+    comp = PLANET.for_params(params)  # `load` decodes at the run's size only, as `kit train` does
+    comp.cache_dir = data_dir / "cache"
+    for f in comp.cache_dir.glob("*.npy") if comp.cache_dir.is_dir() else []:
         f.unlink()  # time the decode, not a cache hit
     t = time.perf_counter()
-    data = PLANET.load(data_dir / "data")
-    PLANET.images(data, "train", int(params["size"]))
-    PLANET.images(data, "test", int(params["size"]))
+    data = comp.load(data_dir / "data")
+    comp.images(data, "train", int(params["size"]))
+    comp.images(data, "test", int(params["size"]))
     load_s = time.perf_counter() - t
     n_images = len(data.sources["train"]) + len(data.test)
 
@@ -105,10 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         return [timers[-1]]
 
     t = time.perf_counter()
-    cv = cross_validate(PLANET, data, params, a.seed, n_folds=a.folds, callbacks=cbs, progress=False)
+    cv = cross_validate(comp, data, params, a.seed, n_folds=a.folds, callbacks=cbs, progress=False)
     cv_s = time.perf_counter() - t
     t = time.perf_counter()
-    decoder = PLANET.decoder().fit(data.y, cv.oof, PLANET.metric, data.classes)
+    decoder = comp.decoder().fit(data.y, cv.oof, comp.metric, data.classes)
     dec_s = time.perf_counter() - t
     dec = {**decoder.base.result_, "thresholds": decoder.base.thresholds_, "weather": decoder.rules_,
            "score": decoder.score_}
