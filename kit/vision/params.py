@@ -20,8 +20,8 @@ ALPHA = Interval(float, 0, None)
 
 @dataclass(frozen=True)
 class Preset:
-    """What a preset fills into a run's unset values: the net, its input size and schedule (required), and
-    fastbook chapter 7's techniques (off unless the preset turns them on)."""
+    """What a preset fills into a run's unset values: the net, its input size and schedule (required), small_cnn's
+    width, and fastbook chapter 7's techniques (off unless the preset turns them on)."""
 
     arch: str
     size: int
