@@ -244,6 +244,31 @@ def test_tabm_trains_every_head_and_predicts_their_mean_probability():
     assert w.shape[0] == 2 and not torch.equal(w[0], w[1])
 
 
+def test_front_scale_starts_as_the_identity_and_learns_lr_mult_times_faster():
+    from kit.nets.modules import FrontScale
+
+    x = torch.tensor([[0.1, -0.2, 1.0], [1.0, 0.5, 2.0]])
+    torch.manual_seed(0)
+    plain = TabularMLP(2, [3], 1, 16, 2, 0.0)
+    torch.manual_seed(0)
+    scaled = TabularMLP(2, [3], 1, 16, 2, 0.0, front_scale=6.0)
+    assert isinstance(scaled.body[0], FrontScale) and not any(isinstance(m, FrontScale) for m in plain.modules())
+    assert torch.allclose(plain.eval()(x), scaled.eval()(x))  # the same weights, the scale at 1
+    steps = {}
+    for mult in (1.0, 6.0):
+        layer = FrontScale(4, mult)
+        opt = torch.optim.Adam(layer.parameters(), lr=1e-3)
+        layer(torch.ones(2, 4)).sum().backward()
+        opt.step()
+        steps[mult] = float((layer.weight * layer.lr_mult - 1).abs().mean())
+    assert steps[6.0] == pytest.approx(6 * steps[1.0], rel=1e-4)  # Adam's step is lr a unit: the scale moves 6x
+    t = TabM(2, [3], 1, "identity", k=2, width=8, depth=1, front_scale=6.0)
+    assert isinstance(t.scale, FrontScale)
+    old = pickle.loads(pickle.dumps(TabM(2, [3], 1, "identity", k=2, width=8, depth=1)))
+    del old._modules["scale"]  # a TabM pickled before the scale existed
+    assert pickle.loads(pickle.dumps(old)).eval()(x).shape == (2, 1)
+
+
 def test_chosen_epoch_restores_the_best_validation_weights():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 3)).astype(np.float32)

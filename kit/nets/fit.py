@@ -157,7 +157,8 @@ def numeric_bins(x: np.ndarray, n_bins: int) -> list:
 def build(kind: str, enc: NetFeatures, n_out: int, comp: Any, p: MLPParams | TabMParams, bins: list | None = None):
     """The fold's module for `kind` (mlp | tabm); `bins`: num_emb=ple's edges (numeric_bins)."""
     common = dict(width=int(p.width), depth=int(p.depth), dropout=float(p.dropout), num_emb=p.num_emb,
-                  d_emb=int(p.d_emb), emb_scale=float(p.emb_scale), bins=bins)
+                  d_emb=int(p.d_emb), emb_scale=float(p.emb_scale), bins=bins,
+                  front_scale=float(p.front_scale))
     if kind == "tabm":
         task = comp.task
         combine = "identity" if not task.classification else ("softmax" if task.single_label and n_out > 1

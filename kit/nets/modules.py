@@ -3,8 +3,8 @@ and share one input encoder; they differ in the body:
 
 - `TabularMLP`: numbers through periodic embeddings (PLR-lite, `rtdl_num_embeddings.PeriodicEmbeddings`;
   Gorishniy et al. 2022) or piecewise-linear ones on the training fold's quantile bins (`num_emb=ple`),
-  small categoricals one-hot, large ones through learned embeddings, then `depth` x (Linear -> ReLU ->
-  Dropout) and a linear output;
+  small categoricals one-hot, large ones through learned embeddings, then a learned scale of each of those
+  inputs (`FrontScale`, RealMLP's scaling layer), `depth` x (Linear -> ReLU -> Dropout) and a linear output;
 - `TabM`: the same encoder in front of the `tabm` package's BatchEnsemble backbone (k sub-MLPs sharing most
   weights; Gorishniy et al., ICLR 2025). In training it returns every head, (batch, k, outputs), so the loss is
   the mean over heads (`kit.losses.EnsembleLoss`); in eval it returns one logit per output that is the
@@ -164,15 +164,30 @@ def fast_dropout(module: nn.Module) -> None:
             fast_dropout(child)
 
 
+class FrontScale(nn.Module):
+    """x * s, a learned scale per input unit (1 at the start) whose Adam steps are `lr_mult` times the body's:
+    s = lr_mult * w with w starting at 1 / lr_mult (RealMLP's scaling layer: a soft, learned feature selection)."""
+
+    def __init__(self, n: int, lr_mult: float) -> None:
+        super().__init__()
+        self.lr_mult = float(lr_mult)
+        self.weight = nn.Parameter(torch.full((n,), 1.0 / self.lr_mult))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (self.weight * self.lr_mult)
+
+
 class TabularMLP(nn.Module):
-    """InputEncoder -> depth x (Linear(width) -> ReLU -> Dropout) -> Linear(n_out)."""
+    """InputEncoder -> FrontScale (front_scale > 0) -> depth x (Linear(width) -> ReLU -> Dropout) -> Linear(n_out)."""
 
     def __init__(self, n_numeric: int, cardinalities: list[int], n_out: int, width: int = 256, depth: int = 3,
                  dropout: float = 0.1, num_emb: str = "periodic", d_emb: int = 16, emb_scale: float = 0.1,
-                 bins: list[torch.Tensor] | None = None) -> None:
+                 bins: list[torch.Tensor] | None = None, front_scale: float = 0.0) -> None:
         super().__init__()
         self.encoder = InputEncoder(n_numeric, cardinalities, num_emb, d_emb, frequency_scale=emb_scale, bins=bins)
         self.body = mlp(self.encoder.n_out, n_out, width, depth, dropout)
+        if front_scale > 0:
+            self.body.insert(0, FrontScale(self.encoder.n_out, front_scale))
         fast_dropout(self.body)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -185,7 +200,7 @@ class TabM(nn.Module):
     def __init__(self, n_numeric: int, cardinalities: list[int], n_out: int, combine: str, k: int = 16,
                  width: int = 256, depth: int = 3, dropout: float = 0.1, num_emb: str = "periodic",
                  d_emb: int = 16, emb_scale: float = 0.1, arch_type: str = "tabm",
-                 bins: list[torch.Tensor] | None = None) -> None:
+                 bins: list[torch.Tensor] | None = None, front_scale: float = 0.0) -> None:
         super().__init__()
         import tabm
 
@@ -195,10 +210,16 @@ class TabM(nn.Module):
         self.encoder = InputEncoder(n_numeric, cardinalities, num_emb, d_emb, frequency_scale=emb_scale, bins=bins)
         self.net = tabm.TabM.make(n_num_features=self.encoder.n_out, d_out=n_out, k=k, n_blocks=depth,
                                   d_block=width, dropout=dropout, arch_type=arch_type)
+        self.scale = FrontScale(self.encoder.n_out, front_scale) if front_scale > 0 else nn.Identity()
         fast_dropout(self.net)
 
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        if "scale" not in self._modules:  # pickled by an older kit (run folders keep their fold models)
+            self.scale = nn.Identity()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        heads = self.net(self.encoder(x))  # (batch, k, n_out)
+        heads = self.net(self.scale(self.encoder(x)))  # (batch, k, n_out)
         if self.training:
             return heads
         if self.combine == "identity":
