@@ -440,7 +440,7 @@ def test_tune_searches_tabm_in_its_own_study(titanic_dir, workdir, capsys):
                     "--folds", "2", "--repeats", "1", "--set", "epochs=1", "--set", "d_emb=4", "--quiet"])
     out, err = capsys.readouterr()
     assert rc == 0, err
-    assert "study titanic-tabm" in out and "'k':" in out
+    assert "study titanic-tabm" in out and "'k':" in out and "'front_scale':" in out
 
 
 def test_one_hot_columns_are_one_scatter_and_old_pickled_encoders_still_predict():

@@ -29,6 +29,7 @@ def net_space(trial: Any) -> dict[str, Any]:
         "wd": trial.suggest_float("wd", 1e-6, 1e-2, log=True),
         "label_smoothing": trial.suggest_categorical("label_smoothing", [0.0, 0.1]),
         "num_emb": trial.suggest_categorical("num_emb", ["periodic", "ple", "none"]),
+        "front_scale": trial.suggest_categorical("front_scale", [0.0, 6.0]),
     }
 
 
@@ -51,7 +52,7 @@ class MLP(Family):
 
     def search_space(self, trial: Any, defaults: dict[str, Any]) -> dict[str, Any]:
         """The seeds' MLP: lr, epochs, width, depth, dropout, weight decay, batch size; the modern one: lr, width,
-        depth, dropout, weight decay, label smoothing, numerical embeddings."""
+        depth, dropout, weight decay, label smoothing, numerical embeddings, input scale."""
         if self.kind(defaults) != "seed":
             return net_space(trial)
         return {
