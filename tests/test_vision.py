@@ -71,9 +71,15 @@ def test_load_images_lists_bad_files_and_reuses_the_cache(images: list[Path], tm
     assert vision.describe_bad([p.name for p in paths], a.bad) == "img_1.jpg (" + a.bad[1] + "), missing.jpg (missing)"
 
 
-def test_channel_stats_match_numpy():
+@pytest.mark.parametrize("chunk", [256, 7])
+def test_channel_stats_match_numpy(chunk, monkeypatch):
+    """The histogram's mean and std are numpy's over the rows, whatever chunks of images they are counted in."""
+    from kit.vision import images
+
+    monkeypatch.setattr(images, "STATS_CHUNK", chunk)
     rng = np.random.default_rng(1)
     x = rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+    x[..., 2] //= 4  # channels of different ranges: a channel's counts must not land in another's
     rows = np.arange(0, 40, 2)
     mean, std = vision.channel_stats(x, rows)
     ref = x[rows].astype(np.float64) / 255

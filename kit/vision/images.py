@@ -171,14 +171,28 @@ def describe_bad(names: Sequence[str], bad: dict[int, str], limit: int = 20) -> 
     return ", ".join(items[:limit]) + (f", ... {more} more" if more > 0 else "")
 
 
+STATS_CHUNK = 256  # images a histogram chunk (channel_stats)
+
+
 def channel_stats(x: np.ndarray, rows: np.ndarray | None = None, max_images: int = 2000) -> tuple[list, list]:
     """Per-channel mean and std in [0, 1] units over (an evenly spaced subset of) `rows` of a uint8 array."""
     rows = np.arange(len(x)) if rows is None else np.asarray(rows)
     if len(rows) > max_images:
         rows = rows[np.linspace(0, len(rows) - 1, max_images).astype(np.int64)]
-    sample = np.asarray(x[np.sort(rows)], dtype=np.float64) / 255.0
-    mean = sample.mean(axis=(0, 1, 2))
-    std = np.maximum(sample.std(axis=(0, 1, 2)), 1e-3)
+    rows = np.sort(rows)
+    # exact, from each channel's histogram of byte values, a chunk of images at a time: a float64 copy of the
+    # rows (700 MB for Planet's 3,200 training tiles at 96 px) and its mean/std took 3 s a fold on 2 cores
+    channels = x.shape[-1]
+    counts = np.zeros((channels, 256), dtype=np.int64)
+    offset = (np.arange(channels, dtype=np.int32) * 256)
+    for start in range(0, len(rows), STATS_CHUNK):
+        chunk = np.asarray(x[rows[start : start + STATS_CHUNK]]).reshape(-1, channels)
+        counts += np.bincount((chunk + offset).ravel(), minlength=256 * channels).reshape(channels, 256)
+    values = np.arange(256, dtype=np.float64) / 255.0
+    n = counts.sum(axis=1)
+    mean = counts @ values / n
+    var = counts @ values**2 / n - mean**2
+    std = np.maximum(np.sqrt(np.maximum(var, 0.0)), 1e-3)
     return [float(v) for v in mean], [float(v) for v in std]
 
 
