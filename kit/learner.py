@@ -12,7 +12,7 @@ import fastai.callback.progress  # noqa: F401  (registers ProgressCallback: fast
 import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle)
 import numpy as np
 import torch
-from fastai.callback.core import Callback
+from fastai.callback.core import Callback, event
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.learner import Learner
@@ -117,6 +117,37 @@ def tensor_dataloaders(
     return DataLoaders(train, valid, device=device), test
 
 
+class EventLearner(Learner):
+    """fastai's Learner whose events go only to the callbacks that define a handler for them.
+
+    fastai calls every callback on every event, and a callback without that handler looks it up through its
+    `GetAttr` delegation (callback -> learner -> model) before falling back to a no-op: about 80 failed lookups a
+    training step, which cost a small tabular net ~1 ms of a 4-9 ms step on a CPU. The handlers, the order and
+    `after_fit`'s reset of every callback's `run` are fastai's own; the lists are rebuilt when callbacks change."""
+
+    def _handlers(self, event_name: str) -> list[Callback]:
+        cache = self.__dict__.setdefault("_kit_handlers", {})
+        if event_name not in cache:
+            cache[event_name] = [cb for cb in self.cbs.sorted("order") if event_name == "after_fit"
+                                 or event_name in cb.__dict__
+                                 or any(event_name in vars(k) for k in type(cb).__mro__)]
+        return cache[event_name]
+
+    def _call_one(self, event_name: str) -> None:
+        if not hasattr(event, event_name):
+            raise Exception(f"missing {event_name}")
+        for cb in self._handlers(event_name):
+            cb(event_name)
+
+    def add_cb(self, cb: Callback) -> EventLearner:
+        self.__dict__.pop("_kit_handlers", None)
+        return super().add_cb(cb)
+
+    def remove_cb(self, cb: Callback) -> EventLearner:
+        self.__dict__.pop("_kit_handlers", None)
+        return super().remove_cb(cb)
+
+
 def make_learner(
     dls: DataLoaders,
     model: nn.Module,
@@ -130,7 +161,7 @@ def make_learner(
 ) -> Learner:
     """A fastai Learner whose loss is the task's (BCE with logits / cross-entropy / MSE, fastai's `*LossFlat`),
     or `loss_func` built from it (label smoothing, an ensemble's mean over heads)."""
-    return Learner(
+    return EventLearner(
         dls,
         model.to(dls.device),
         loss_func=loss_func if loss_func is not None else task.loss(),

@@ -283,6 +283,69 @@ def test_chosen_epoch_restores_the_best_validation_weights():
     assert learn.validate()[0] == pytest.approx(min(losses), rel=1e-5)
 
 
+def test_event_learner_calls_the_same_handlers_in_the_same_order_as_fastais_learner():
+    """kit's Learner skips only callbacks without a handler: the calls, their order, a callback added for one fit,
+    a handler given as a keyword (fastai's funcs_kwargs), `run=False` and after_fit's reset are fastai's."""
+    from fastai.callback.core import Callback
+    from fastai.learner import Learner
+
+    def calls(cls: type) -> tuple[list, float]:
+        seen: list = []
+
+        class Early(Callback):
+            order = -5
+
+            def before_fit(self):
+                seen.append(("early", "before_fit"))
+
+            def after_batch(self):
+                seen.append(("early", "after_batch", self.training, self.iter))
+
+        class Late(Callback):
+            order = 50
+
+            def before_batch(self):
+                seen.append(("late", "before_batch", self.training))
+
+            def after_loss(self):
+                seen.append(("late", "after_loss"))
+
+            def after_epoch(self):
+                seen.append(("late", "after_epoch", self.epoch))
+                self.run = self.epoch < 1  # off for the rest of this fit; after_fit turns it on again
+
+        class Once(Callback):
+            def after_step(self):
+                seen.append(("once", "after_step"))
+
+        keyword = Callback(before_epoch=lambda self: seen.append(("keyword", "before_epoch")))
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(96, 3)).astype(np.float32)
+        y = (x[:, 0] > 0).astype(np.float32)
+        learner.seed_everything(0)
+        dls, _ = learner.tensor_dataloaders(x[:64], y[:64], x[64:], y[64:], x[:0], 16, Binary())
+        learn = cls(dls, TabularMLP(3, [], 1, 8, 1, 0.0, "none"), loss_func=Binary().loss(),
+                    cbs=[Early(), keyword, Late()])
+        learn.fit(3, 1e-2, cbs=[Once()])  # added for this fit only
+        learn.fit(3, 1e-2)  # Late runs again: after_fit reset its `run`
+        return seen, float(learn.validate()[0])
+
+    kit_calls, kit_loss = calls(learner.EventLearner)
+    fastai_calls, fastai_loss = calls(Learner)
+    assert kit_calls == fastai_calls and kit_loss == fastai_loss
+    # off after epoch 1 in each fit, on again at the next (validate() runs an epoch's events too)
+    assert [c[2] for c in kit_calls if c[:2] == ("late", "after_epoch")] == [0, 1, 0, 1, 0]
+    assert kit_calls.count(("once", "after_step")) == 4 * 3  # 64 rows in batches of 16, three epochs, one fit
+    assert kit_calls.count(("keyword", "before_epoch")) == 2 * 3 + 1  # two fits of three epochs, and validate()'s
+    assert isinstance(learner.make_learner(*_tiny_learner_args()), learner.EventLearner)
+
+
+def _tiny_learner_args() -> tuple:
+    x = np.zeros((8, 2), dtype=np.float32)
+    dls, _ = learner.tensor_dataloaders(x, np.zeros(8, np.float32), x, np.zeros(8, np.float32), x[:0], 4, Binary())
+    return dls, TabularMLP(2, [], 1, 4, 1, 0.0, "none"), Binary(), 1e-2, 0.0
+
+
 def test_fast_dropout_drops_p_of_the_units_reproducibly_and_is_the_identity_in_eval():
     torch.manual_seed(0)
     a = FastDropout(0.25)
