@@ -30,11 +30,10 @@ from kit.nets.fit import (
     bf16,
     fold_batch_size,
     fold_epochs,
-    mean_factor,
     numeric_bins,
-    target_scaler,
 )
 from kit.nets.modules import FastDropout, TabM, TabularMLP
+from kit.nets.targets import fold_target, log_probe_z, mean_factor, probe_applies, target_scaler
 from kit.tasks import Binary, Multiclass, Regression
 from tests.test_contract import (  # noqa: F401
     FAST,
@@ -184,6 +183,32 @@ def test_skewed_non_negative_targets_are_fit_on_log1p_and_clipped_to_the_range()
     assert target_scaler(Regression(), price, "none").transform is None
     assert target_scaler(Regression(), price, "auto", "rmse").transform is None  # squared error: the raw mean
     assert target_scaler(Regression(), price, "auto", "mae").transform == "log1p"  # log1p keeps the median
+
+
+def level_prices(seed: int, multiplicative: bool, n: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+    """Six 5-level factors whose effects multiply a price (log-additive) or add to it, small noise of each kind."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 5, size=(n, 6))
+    effect = rng.normal(0, 0.5, size=(6, 5))[np.arange(6), x].sum(axis=1)
+    y = np.exp(3 + effect + rng.normal(0, 0.2, n)) if multiplicative else 30 + 8 * effect + rng.normal(0, 1.5, n)
+    return x.astype(np.float32), np.clip(y, 0, None)
+
+
+def test_under_rmse_the_log_scale_is_taken_only_where_a_probe_on_the_training_fold_finds_it_pays():
+    task = Regression()
+    x, price = level_prices(0, multiplicative=True)
+    scaler, restore = fold_target(task, price, "auto", "rmse", x, seed=0)
+    assert scaler.transform == "log1p" and restore  # log1p with the arithmetic mean restored (log1p_mean)
+    assert log_probe_z(x, price, 0) == log_probe_z(x, price, 0) > 3  # deterministic with the seed
+    x, sum_ = level_prices(0, multiplicative=False)
+    scaler, restore = fold_target(task, sum_, "auto", "rmse", x, seed=0)
+    assert scaler.transform is None and not restore and log_probe_z(x, sum_, 0) < 3
+    x, price = level_prices(1, multiplicative=True)
+    assert fold_target(task, price, "none", "rmse", x, seed=0)[0].transform is None  # asked for: no probe
+    assert fold_target(task, price, "auto", "mae", x, seed=0)[0].transform == "log1p"  # the skew rule, no probe
+    assert not fold_target(task, price, "auto", "mae", x, seed=0)[1]
+    assert probe_applies(task, price, "rmse") and not probe_applies(task, price[:999], "rmse")
+    assert not probe_applies(task, price - price.mean(), "rmse") and not probe_applies(Binary(), price, "rmse")
 
 
 def expense(df, rng):

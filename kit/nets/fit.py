@@ -3,9 +3,10 @@
 The fold's feature steps, then `NetFeatures` (fit on the training fold); the task's loss (label smoothing for
 classification unless the metric scores probabilities, the mean over heads for TabM); batch size and epochs
 chosen from the training rows when left at 0; `fit_one_cycle` (or `fit_flat_cos`) with the weights of the
-best validation epoch restored (`BestEpoch`). Regression targets are standardised on the training fold after
-`log1p` when they are non-negative and skewed and the metric is not squared error (RMSE rewards the mean, which
-the raw scale fits best: MEAN_METRICS), and predictions are clipped to the training fold's target range.
+best validation epoch restored (`BestEpoch`). Regression targets are standardised on the training fold, on the
+scale kit.nets.targets chooses (log1p for a skewed target unless the metric scores squared error; under RMSE,
+log1p with the mean restored where a probe on the training fold finds it pays), and predictions are clipped to the
+training fold's target range.
 """
 
 from __future__ import annotations
@@ -14,26 +15,20 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from sklearn.pipeline import Pipeline
 
 from kit import learner
-from kit.errors import KitError
 from kit.learner import BF16Autocast
 from kit.losses import EnsembleLoss
 from kit.nets.callbacks import BestEpoch
 from kit.nets.features import NetFeatures
 from kit.nets.modules import TabM, TabularMLP
 from kit.nets.params import MLPParams, TabMParams, auto_models
+from kit.nets.targets import fold_target, mean_factor
 from kit.predictors import MLPPredictor, cpu_copy
 from kit.spec import Data, FoldOutput
-from kit.tasks import TargetScaler
 
-SKEW_FOR_LOG = 2.0  # |skewness| above which a non-negative regression target is fit on log1p (auto)
-# Squared-error metrics reward the conditional mean; a net fit on log1p predicts a geometric mean below it. On the
-# skewed choice tables (bench/results/tabular-ab.md) RMSE on log1p was worse than on the raw scale by 6.5 % (PSID
-# earnings) and 4.0 % (OFP visits), a tie on doctor contacts; log1p_mean (the mean restored) in between. `auto`
-# fits them raw (standardised, clipped to the fold's range, which keeps a test outlier from an absurd prediction).
-MEAN_METRICS = ("rmse", "r2")
 # Rows per batch of the auto batch size (was 64): the same epochs in fewer, larger steps. A small net's step on a
 # CPU is mostly fixed cost (fastai's callbacks, the optimiser, dropout's random numbers), so a batch up to 512 rows
 # costs about what 64 did; measured on the choice tables in bench/results/tabular-ab-batch.md.
@@ -90,39 +85,6 @@ def fold_epochs(kind: str, task: Any, n_rows: int) -> int:
     return auto_epochs(n_rows)
 
 
-def target_scaler(task: Any, y: np.ndarray, transform: str, metric: str | None = None) -> TargetScaler:
-    """The fold's target scaling (classification: the task's): `auto` keeps a declared or metric-chosen
-    transform (rmsle: log1p) and adds log1p for a skewed non-negative target unless `metric` scores squared
-    error (MEAN_METRICS); clipped to the fold's range."""
-    if task.classification:
-        return task.fit_target(y)
-    if transform == "auto":
-        chosen = task.transform if task.transform or getattr(task, "_declared", False) else (
-            "log1p" if _skewed(y) and metric not in MEAN_METRICS else None)
-    else:
-        chosen = {"none": None, "log1p_mean": "log1p"}.get(transform, transform)
-    if chosen == "log1p" and np.min(y) <= -1:
-        raise KitError("target_transform=log1p needs targets > -1")
-    return TargetScaler(transform=chosen, lower=float(np.min(y)), upper=float(np.max(y))).fit(y)
-
-
-def mean_factor(y: np.ndarray, pred: np.ndarray) -> float:
-    """The least-squares scale of 1 + pred onto 1 + y (training rows): a net fit on log1p predicts a conditional
-    geometric mean, below the arithmetic mean that RMSE rewards by a factor growing with the noise (the bias
-    Duan's 1983 smearing estimate corrects; fitted here by least squares, the squared error's own criterion)."""
-    a, b = 1.0 + np.asarray(pred, dtype=np.float64).ravel(), 1.0 + np.asarray(y, dtype=np.float64).ravel()
-    den = float(a @ a)
-    return float(a @ b / den) if den > 0 else 1.0
-
-
-def _skewed(y: np.ndarray) -> bool:
-    y = np.asarray(y, dtype=np.float64)
-    if y.ndim != 1 or np.min(y) < 0 or np.std(y) == 0:
-        return False
-    skew = float(np.mean(((y - y.mean()) / y.std()) ** 3))
-    return skew > SKEW_FOR_LOG
-
-
 def target_type(task: Any) -> str | None:
     """scikit-learn TargetEncoder's name for the task's targets (None: multi-label, which it cannot encode)."""
     if task.multi_label:
@@ -142,7 +104,6 @@ def smoothing(comp: Any, p: MLPParams | TabMParams) -> float:
 def numeric_bins(x: np.ndarray, n_bins: int) -> list:
     """Piecewise-linear embeddings' bin edges of each number column of the training fold: its quantiles
     (`rtdl_num_embeddings.compute_bins`), or two edges around a constant column's value."""
-    import torch
     from rtdl_num_embeddings import compute_bins
 
     x = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
@@ -202,7 +163,8 @@ def fit_fold(
     pipe = Pipeline([*comp.feature_steps(params), ("net", enc)])
     x_train = np.asarray(pipe.fit_transform(data.train.iloc[train_idx], data.y[train_idx]), dtype=np.float32)
     x_valid = np.asarray(pipe.transform(data.train.iloc[valid_idx]), dtype=np.float32)
-    scaler = target_scaler(comp.task, data.y[train_idx], p.target_transform, comp.metric.name)
+    scaler, restore_mean = fold_target(comp.task, data.y[train_idx], p.target_transform, comp.metric.name,
+                                       x_train, seed, threads=torch.get_num_threads())
     y_train, y_valid = scaler.transform_y(data.y[train_idx]), scaler.transform_y(data.y[valid_idx])
     n_out = comp.task.n_outputs(data.y, data.classes)
     bs = int(p.bs) or fold_batch_size(kind, comp.task, len(train_idx))
@@ -210,7 +172,6 @@ def fit_fold(
     loss = comp.task.loss(smoothing(comp, p))
     if kind == "tabm":
         loss = EnsembleLoss(loss)
-    restore_mean = p.target_transform == "log1p_mean" and scaler.transform == "log1p"
     valid, fitted, models, hist = [], [], [], []
     autocast = bf16(p.precision, bs)
     bins = numeric_bins(x_train[:, : enc.n_numeric], int(p.n_bins)) if p.num_emb == "ple" and enc.n_numeric else None
