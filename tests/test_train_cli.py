@@ -140,6 +140,6 @@ def test_console_script_subprocess_exit_code_and_single_line(tmp_path):
                        capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert r.returncode == 3
     assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("error: ")
-    assert "train.csv: file not found" in r.stderr
+    assert "none: folder not found; get the competition files" in r.stderr  # said before torch is imported
     r = subprocess.run([sys.executable, "-m", "kit.cli", "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "train" in r.stdout

@@ -12,7 +12,7 @@ from typing import Any
 from kit import devices
 from kit.commands import args as cargs
 from kit.commands.output import print_run
-from kit.errors import KitError
+from kit.errors import DataError, KitError
 from kit.params import parse_overrides
 
 
@@ -68,7 +68,6 @@ def _main(argv: Sequence[str] | None) -> int:
     comp = registry.get(args.comp)
     if args.model is not None:
         comp = comp.with_model(args.model)
-    cargs.set_threads(args.threads if args.threads is not None else comp.threads)
     overrides: dict[str, Any] = {}
     if args.params is not None:
         overrides.update(read_params_file(args.params))
@@ -86,11 +85,15 @@ def _main(argv: Sequence[str] | None) -> int:
     if (args.jobs or 1) > 1 and max(args.devices, devices.world_size()) > 1:
         raise KitError("--jobs and --devices cannot be combined: each process of --devices trains every fold")
     run = prepare(comp, overrides=overrides, runs=args.runs)
+    data_dir = cargs.data_dir(args, comp.name)
+    if not data_dir.is_dir():  # said before the training libraries' imports (seconds)
+        raise DataError(f"{data_dir}: folder not found; {comp.data_hint(data_dir)}")
+    cargs.set_threads(args.threads if args.threads is not None else comp.threads)
     devices.check(args.devices, run.comp, run.params)
     if args.devices > 1 and not devices.distributed():
         return devices.launch(args.devices, ["train", *(sys.argv[1:] if argv is None else argv)])
     result = train_and_submit(
-        run.comp, cargs.data_dir(args, comp.name), run.params, seed=args.seed, n_folds=args.folds, out=args.out,
+        run.comp, data_dir, run.params, seed=args.seed, n_folds=args.folds, out=args.out,
         runs=args.runs, progress=not args.quiet and sys.stdout.isatty(), jobs=args.jobs, threads=args.threads,
     )
     print_run(run.comp, result)
