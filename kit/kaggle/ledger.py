@@ -27,6 +27,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from kit import devices
+
 LEDGER_NAME = "ledger.jsonl"
 OPEN_STATES = ("pending", "submitted")  # a file in one of these counts as submitted (needs --force)
 
@@ -72,13 +74,7 @@ class Entry:
         """Whether the process that wrote the pending entry still runs (same host only)."""
         if self.pid is None or self.host != socket.gethostname() or self.pid == os.getpid():
             return False  # unknown, elsewhere, or this very process (which is not submitting right now)
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return devices.process_alive(self.pid)
 
 
 class Ledger:
