@@ -111,18 +111,29 @@ class BatchTransform:
         if points:
             self.augment.check_points()
 
-    def _augment(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        a, b, dev = self.augment, x.shape[0], x.device
+    def _flips(self, xb: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The random flips and turns, on the uint8 (B, H, W, 3) batch (a quarter of the float batch's bytes): each
+        sample's dihedral element from its three coin flips, applied to the samples that drew it, a group at a time
+        (a `torch.where` of the whole batch per flip read the batch twice each, and a transposed one slowly)."""
+        a, b, dev = self.augment, xb.shape[0], xb.device
         bits = torch.rand(3, b, device=dev) < 0.5
-        if a.flip:
-            x = torch.where(bits[0].view(-1, 1, 1, 1), x.flip(-1), x)
-            if y is not None:
-                perm = None if self.flip_perm is None else self.flip_perm.to(dev)
-                y = flip_points(y, perm, bits[0])
-        if a.vflip:
-            x = torch.where(bits[1].view(-1, 1, 1, 1), x.flip(-2), x)
-        if a.rot90 and x.shape[-1] == x.shape[-2]:
-            x = torch.where(bits[2].view(-1, 1, 1, 1), x.transpose(-1, -2), x)
+        use = torch.tensor([a.flip, a.vflip, a.rot90 and xb.shape[1] == xb.shape[2]], device=dev)
+        element = ((bits & use.view(3, 1)) * torch.tensor([1, 2, 4], device=dev).view(3, 1)).sum(0)
+        if bool((element > 0).any()):
+            out = xb.clone()
+            for k in element.unique().tolist():
+                if k:
+                    at = (element == k).nonzero().view(-1)
+                    out[at] = dihedral(xb[at].permute(0, 3, 1, 2), k).permute(0, 2, 3, 1)
+            xb = out
+        if a.flip and y is not None:
+            perm = None if self.flip_perm is None else self.flip_perm.to(dev)
+            y = flip_points(y, perm, bits[0])
+        return xb, y
+
+    def _augment(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The moves and the lighting, on the float batch in [0, 1] (the flips came before: _flips)."""
+        a, b, dev = self.augment, x.shape[0], x.device
         if a.rotate or a.scale or a.translate:
             x, y = _affine(x, y, a)
         if a.lighting > 0:
@@ -135,20 +146,23 @@ class BatchTransform:
 
     def __call__(self, batch: tuple) -> tuple:
         xb, *rest = batch
-        x = xb.permute(0, 3, 1, 2).float().div_(255.0)
+        y = rest[0] if self.train and self.points and rest else None
+        if self.train:
+            xb, y = self._flips(xb, y)
+        # one copy of the uint8 batch into channels-last order (the models' on a CPU: kit.vision.models), so that
+        # every float op below runs over dense memory in that order and the batch needs no float copy at the end
+        fmt = torch.channels_last if xb.device.type == "cpu" else torch.contiguous_format
+        x = xb.permute(0, 3, 1, 2)
+        if not self.train and self.tta:
+            x = dihedral(x, self.tta)
+        x = x.contiguous(memory_format=fmt).float().div_(255.0)
         if self.train and self.out_size and x.shape[-1] != self.out_size:
             # points are in units of the image (-1..1), so they are unchanged by a resize
             x = F.interpolate(x, size=(self.out_size, self.out_size), mode="bilinear", antialias=True,
                               align_corners=False)
         if self.train:
-            y = rest[0] if self.points and rest else None
             x, y = self._augment(x, y)
             if y is not None:
                 rest = [y, *rest[1:]]
-        elif self.tta:
-            x = dihedral(x, self.tta)
-        x = (x - self.mean.to(x.device)) / self.std.to(x.device)
-        # the (B, H, W, 3) batch permuted is already channels-last in memory: kept so on a CPU, where the models
-        # are channels-last too (kit.vision.models.vision_learner_for)
-        fmt = torch.channels_last if x.device.type == "cpu" else torch.contiguous_format
+        x = x.sub_(self.mean.to(x.device)).div_(self.std.to(x.device))
         return (x.contiguous(memory_format=fmt), *rest)
