@@ -131,8 +131,20 @@ def test_tune_masks_query_passwords_resumes_fresh_and_refuses_mixed_settings(tit
 
 
 def _children(pid: int) -> list[int]:
-    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(k) for k in kids if b"resource_tracker" not in Path(f"/proc/{k}/cmdline").read_bytes()]
+    """`pid`'s child processes other than multiprocessing's resource tracker; none once it has gone."""
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    out = []
+    for k in kids:
+        try:
+            cmdline = Path(f"/proc/{k}/cmdline").read_bytes()
+        except OSError:  # a short-lived child that exited between the two reads (ESRCH, ENOENT)
+            continue
+        if b"resource_tracker" not in cmdline:
+            out.append(int(k))
+    return out
 
 
 def _rss_mb(pid: int) -> float:
