@@ -117,8 +117,9 @@ class BatchTransform:
         (a `torch.where` of the whole batch per flip read the batch twice each, and a transposed one slowly)."""
         a, b, dev = self.augment, xb.shape[0], xb.device
         bits = torch.rand(3, b, device=dev) < 0.5
-        use = torch.tensor([a.flip, a.vflip, a.rot90 and xb.shape[1] == xb.shape[2]], device=dev)
-        element = ((bits & use.view(3, 1)) * torch.tensor([1, 2, 4], device=dev).view(3, 1)).sum(0)
+        # each coin's bit of the element (dihedral's: 1 flips W, 2 flips H, 4 transposes), 0 where not allowed
+        value = torch.tensor([int(a.flip), 2 * a.vflip, 4 * (a.rot90 and xb.shape[1] == xb.shape[2])], device=dev)
+        element = (bits * value.view(3, 1)).sum(0)
         if bool((element > 0).any()):
             out = xb.clone()
             for k in element.unique().tolist():
