@@ -9,6 +9,7 @@ import os
 import pickle
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -512,8 +513,17 @@ def test_large_categoricals_are_target_encoded_without_their_own_labels():
     y = ((city % 3 == 0) ^ (rng.random(n) < 0.15)).astype(np.int64)
     X = pd.DataFrame({"a": rng.normal(size=n), "city": [f"c{c}" for c in city], "small": rng.choice(["u", "v"], n)})
     enc = NetFeatures(["a"], ["city", "small"], num_transform="standard", target_type="binary", seed=0)
-    train_x = enc.fit_transform(X, y)
+    with warnings.catch_warnings():  # what users see: scikit-learn 1.9 warns on TargetEncoder(shuffle=...)
+        warnings.simplefilter("error", FutureWarning)
+        train_x = enc.fit_transform(X, y)
+        price = NetFeatures(["a"], ["city"], num_transform="standard", target_type="continuous", seed=0)
+        by_price = price.fit_transform(X, city * 1.5 + rng.normal(size=n))
     assert enc.te_columns_ == ["city"] and enc.n_numeric == 2  # a, and city's encoding; small has 2 levels
+    assert np.array_equal(train_x, NetFeatures(["a"], ["city", "small"], num_transform="standard",
+                                               target_type="binary", seed=0).fit_transform(X, y))
+    other = NetFeatures(["a"], ["city", "small"], num_transform="standard", target_type="binary", seed=1)
+    assert not np.array_equal(train_x[:, 1], other.fit_transform(X, y)[:, 1])  # the seed shuffles the folds
+    assert np.corrcoef(by_price[:, 1], city)[0, 1] > 0.9
     again = enc.transform(X)
     assert not np.allclose(train_x[:, 1], again[:, 1])  # cross-fitted on the training fold, full fit after
     assert np.corrcoef(again[:, 1], city % 3 == 0)[0, 1] > 0.9

@@ -51,6 +51,19 @@ def smooth_clip(x: np.ndarray, bound: float = 3.0) -> np.ndarray:
     return x / np.sqrt(1.0 + (x / bound) ** 2)
 
 
+def target_encoder(target_type: str, seed: int) -> Any:
+    """scikit-learn's TargetEncoder cross-fitting on 5 shuffled folds seeded by `seed` (stratified for classes)."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+    from sklearn.preprocessing import TargetEncoder
+
+    if TargetEncoder().get_params().get("shuffle") != "deprecated":  # scikit-learn < 1.9: no splitter as `cv`
+        return TargetEncoder(target_type=target_type, shuffle=True, random_state=seed)
+    # from 1.9 the folds are given as a splitter (`shuffle`/`random_state` warn there): the same splitter 1.9 built
+    # from those two keys, so the same encodings
+    split = KFold if target_type == "continuous" else StratifiedKFold
+    return TargetEncoder(target_type=target_type, cv=split(5, shuffle=True, random_state=seed))
+
+
 class NetFeatures(TransformerMixin, BaseEstimator):
     """Numbers scaled and smoothly clipped (or quantile-normalised), categoricals and missing indicators as
     integer codes; all fit on the training fold."""
@@ -127,9 +140,7 @@ class NetFeatures(TransformerMixin, BaseEstimator):
             self.te_columns_ = []
         encoded = None
         if self.te_columns_:
-            from sklearn.preprocessing import TargetEncoder
-
-            self.te_ = TargetEncoder(target_type=self.target_type, shuffle=True, random_state=self.seed)
+            self.te_ = target_encoder(self.target_type, self.seed)
             encoded = self.te_.fit_transform(self._te_input(X), np.asarray(y))
         x = self._numbers(X, encoded)
         finite = np.where(np.isfinite(x), x, np.nan)
