@@ -172,7 +172,10 @@ def _strip(df: pd.DataFrame) -> None:
     """Strip surrounding whitespace from text cells and column names (pandas already does so for numbers)."""
     df.columns = [c.lstrip("\ufeff").strip() if isinstance(c, str) else c for c in df.columns]  # and a BOM
     for col in df.columns:
-        if pd.api.types.is_object_dtype(df[col]) or pd.api.types.is_string_dtype(df[col]):
+        if isinstance(df[col].dtype, pd.StringDtype):  # pandas 3's text columns: every value a string or missing
+            # vectorised: a Python call per cell took 4.5 s of a 500,000-row table's 6 s read
+            df[col] = df[col].str.strip()
+        elif pd.api.types.is_object_dtype(df[col]):  # mixed columns (and pandas 2's text)
             df[col] = df[col].map(lambda v: v.strip() if isinstance(v, str) else v)
 
 

@@ -283,6 +283,22 @@ def _nth_line(text: str, n: int, f) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.parametrize("storage", ["python", "pyarrow"])
+def test_text_cells_are_stripped_however_pandas_stores_text(tmp_path: Path, storage: str) -> None:
+    import pandas as pd
+
+    from kit.io import read_csv
+
+    if storage == "pyarrow":
+        pytest.importorskip("pyarrow")
+    (tmp_path / "t.csv").write_text(" id ,city, flag \n1, Lyon ,True\n2,\tNice\xa0,\n3,,False\n4, a b ,True\n")
+    with pd.option_context("mode.string_storage", storage):
+        df = read_csv(tmp_path / "t.csv")
+    assert list(df.columns) == ["id", "city", "flag"]
+    assert df["city"].tolist()[:2] == ["Lyon", "Nice"] and pd.isna(df["city"][2]) and df["city"][3] == "a b"
+    assert df["flag"].tolist()[0] is True and pd.isna(df["flag"][1])  # booleans with a gap: an object column, kept
+
+
 def test_padded_values_are_stripped_in_training_and_refused_before_upload(sandbox: Sandbox, capsys) -> None:
     from kit.io import read_csv
 
