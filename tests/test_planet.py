@@ -225,7 +225,7 @@ def test_train_thresholds_submission_end_to_end(planet_dir: Path, workdir: Path)
     base = d["base"]
     assert d["kind"] == "planet_weather" and len(base["thresholds"]) == len(r.decoder.base.result_["classes"])
     assert base["search"]["score_per_class"] >= base["search"]["score_global"] - 1e-12
-    assert d["weather"]["score"] >= d["weather"]["scores"]["none"] - 1e-9
+    assert d["weather"]["score"] >= d["weather"]["scores"]["none"] - 1e-6  # the scores are rounded to 6 places
     assert r.oof_score == pytest.approx(d["score"], abs=1e-9)
     assert PLANET.decoder_from_json(json.loads(json.dumps(d))).apply(r.decoder.base.thresholds_[None, :] + 0.01) \
         .shape == (1, len(base["thresholds"]))
@@ -258,8 +258,8 @@ def test_search_space_gives_valid_params():
     import optuna
 
     trial = optuna.trial.FixedTrial({"lr": 1e-3, "aug": 0.1, "geometric": True, "wd": 0.01, "dropout": 0.2,
-                                     "epochs": 8, "size": 48, "width": 16, "arch": "resnet18", "mixup": 0.2,
-                                     "label_smoothing": 0.05, "progressive": 0.5})
+                                     "epochs": 8, "size": 48, "width": 16, "residual": True, "arch": "resnet18",
+                                     "mixup": 0.2, "label_smoothing": 0.05, "progressive": 0.5})
     PLANET.check_params(PLANET.params(PLANET.search_space(trial)))
 
 

@@ -68,10 +68,11 @@ class Spy(Callback):
     order = 50
 
     def __init__(self) -> None:
-        self.cbs, self.losses, self.sides, self.targets = [], [], [], []
+        self.cbs, self.losses, self.sides, self.targets, self.learns = [], [], [], [], []
 
     def before_fit(self) -> None:
         self.cbs.append(list(self.learn.cbs))
+        self.learns.append(self.learn)
         self.losses.append(self.learn.loss_func)
 
     def before_batch(self) -> None:
@@ -271,6 +272,25 @@ def test_a_cpu_trains_channels_last_and_in_bfloat16_where_it_has_amx(digits_src,
         assert layouts and all(s[:2] == (True, True) for s in layouts), layouts
         assert all(s[2] is on for s in layouts)  # the training batches' forward under autocast, or not
         assert np.isfinite(out.valid).all() and out.valid.dtype != np.dtype("float16")
+
+
+def test_residual_stages_start_as_their_stride_2_conv_and_reach_planets_model(planet_src):
+    # the same convolutions; each stage's second one a branch whose BN scale starts at 0: relu(x + 0) = x after
+    # the stage's ReLU'd stride-2 conv, so a new net starts as its stride-2 convs alone and learns the branches
+    from kit.vision.models import _Residual
+
+    convs = lambda m: [tuple(c.weight.shape) for c in m.modules() if isinstance(c, torch.nn.Conv2d)]  # noqa: E731
+    plain, res = vision.SmallCNN(5, width=8), vision.SmallCNN(5, width=8, residual=True)
+    assert convs(plain) == convs(res) and sum(isinstance(m, _Residual) for m in res.modules()) == 3
+    block, x = _Residual(8), torch.relu(torch.randn(4, 8, 6, 6))
+    assert torch.equal(block(x.clone()), x)
+    block(x.clone()).sum().backward()
+    assert block.bn.weight.grad.abs().sum() > 0 and block.conv.weight.grad is not None
+    for params, on in (({}, True), ({"residual": False}, False)):  # Planet's default; --set residual=false
+        spy = Spy()
+        _fit(PLANET, planet_src, spy, size=24, workers=1, **params)
+        model = spy.learns[0].model
+        assert any(isinstance(m, _Residual) for m in model.modules()) is on
 
 
 # ---- chapter 7 -------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -53,6 +53,10 @@ class Planet(VisionCompetition):
     metric = "f2_samples"
     n_folds = 5
     presets = PRESETS
+    # the small CNN's stages with residual branches (the same convolutions; a resnet50 ignores it): on two
+    # generated sets fold F2 at 0.5 +0.0040 +- 0.0017 over ten folds, held-out F2 +0.0013 and +0.0030,
+    # cultivation's OOF AUC 0.858 -> 0.872 (bench/results/planet.md, "Residual stages"); `--set residual=false`
+    default_params: ClassVar[dict[str, Any]] = {**VisionCompetition.default_params, "residual": True}
     augmentation = Augment(flip=True, vflip=True, rot90=True, lighting=0.1)  # overhead tiles: any flip or turn
 
     def __init__(self) -> None:
@@ -75,6 +79,7 @@ class Planet(VisionCompetition):
             space["epochs"] = trial.suggest_int("epochs", 6, 20, step=2)
             space["size"] = trial.suggest_categorical("size", [48, 64, 96])
             space["width"] = trial.suggest_categorical("width", [16, 24, 32, 48])
+            space["residual"] = trial.suggest_categorical("residual", [True, False])
         else:
             space["arch"] = trial.suggest_categorical("arch", ["resnet18", "resnet34", "resnet50"])
             space["epochs"] = trial.suggest_int("epochs", 4, 14, step=2)

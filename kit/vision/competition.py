@@ -271,8 +271,8 @@ class VisionCompetition(Competition):
             cbs.append(ProgressiveResize(sizes, dls.train.batch_tfm))
         learn = vision_learner_for(dls, p["arch"], n_out, weights, task.loss(float(p["label_smoothing"])), metrics,
                                    wd=float(p["wd"]), dropout=float(p["dropout"]), width=int(p["width"]),
-                                   y_range=getattr(task, "y_range", None), spatial=size if points else None,
-                                   cbs=cbs)
+                                   residual=bool(p["residual"]), y_range=getattr(task, "y_range", None),
+                                   spatial=size if points else None, cbs=cbs)
         if p["schedule"] == "fine_tune" and not pretrained:
             # fine_tune = frozen head-only epochs + discriminative lrs (early layers at lr/100): right for pretrained
             # weights, wrong for a random body, which needs every layer trained at the full rate

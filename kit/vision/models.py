@@ -30,21 +30,37 @@ def _cbr(ci: int, co: int, stride: int) -> list[nn.Module]:
     return [nn.Conv2d(ci, co, 3, stride, 1, bias=False), nn.BatchNorm2d(co), nn.ReLU(inplace=True)]
 
 
+class _Residual(nn.Module):
+    """relu(x + bn(conv(x))): a stage's stride-1 conv as a residual branch, its BN's scale started at zero (as
+    fastai's xresnet does), so that each stage starts as its stride-2 conv alone."""
+
+    def __init__(self, w: int) -> None:
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(w, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w)
+        nn.init.zeros_(self.bn.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn(self.conv(x))
+        out += x  # in place, as torchvision's ResNet blocks: batch norm's backward does not need its output
+        return torch.relu_(out)
+
+
 class SmallCNN(nn.Sequential):
     """A stride-2 stem and 3 stages of (stride-2 conv, conv), then a head: concat avg/max pooling, dropout, linear
     (what is in the image), or with `spatial=size` a 1x1 conv and a linear layer on the whole final map (where it
     is: pooling would throw away the positions that point regression needs).
 
-    At 64 px with width 32 it trains at about 1,000 images/s on 2 CPU cores.
+    `residual`: each stage's second conv as a residual branch (`_Residual`); the same convolutions. At 64 px with
+    width 32 it trains at about 1,000 images/s on 2 CPU cores.
     """
 
     def __init__(self, n_out: int, width: int = 32, dropout: float = 0.1, n_in: int = 3,
-                 y_range: tuple[float, float] | None = None, spatial: int | None = None):
+                 y_range: tuple[float, float] | None = None, spatial: int | None = None, residual: bool = False):
         widths = [width, width * 2, width * 4, width * 8]
         layers = _cbr(n_in, widths[0], 2)
         prev = widths[0]
         for w in widths[1:]:
-            layers += _cbr(prev, w, 2) + _cbr(w, w, 1)
+            layers += _cbr(prev, w, 2) + ([_Residual(w)] if residual else _cbr(w, w, 1))
             prev = w
         if spatial:
             side = spatial
@@ -89,6 +105,7 @@ def vision_learner_for(
     wd: float | None = None,
     dropout: float = 0.1,
     width: int = 32,
+    residual: bool = False,
     cbs: list | None = None,
     y_range: tuple[float, float] | None = None,
     spatial: int | None = None,
@@ -110,7 +127,8 @@ def vision_learner_for(
     a = resolve_arch(arch)
     weights = find_weights(a) if pretrained is True else (pretrained or None)
     if a.kind == "small_cnn":
-        model = SmallCNN(n_out, width=width, dropout=dropout, y_range=y_range, spatial=spatial).to(dls.device)
+        model = SmallCNN(n_out, width=width, dropout=dropout, y_range=y_range, spatial=spatial,
+                         residual=residual).to(dls.device)
         learn = Learner(dls, model, loss_func=loss_func, opt_func=Adam, metrics=metrics, wd=wd, cbs=cbs or [])
     else:
         net = torchvision_builder(a.model) if a.kind == "torchvision" else a.model

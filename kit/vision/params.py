@@ -86,6 +86,7 @@ class VisionParams(Params):
     progressive: float = -1.0
     sizes: list = dataclasses.field(default_factory=list)
     width: int = 0  # small_cnn's base width (unset: the preset's)
+    residual: bool = False  # small_cnn: each stage's second conv as a residual branch (other archs ignore it)
     dropout: float = 0.1
     wd: float = 0.01
     aug: float = 0.1  # lighting strength (0: none)
@@ -101,7 +102,8 @@ class VisionParams(Params):
     # the resolved values' constraints (an unset value is filled before these are checked)
     _parameter_constraints: ClassVar = {
         "preset": Text(), "arch": Text(), "size": Interval(int, 16, None), "epochs": Interval(int, 1, None),
-        "bs": Interval(int, 1, None), "width": Interval(int, 1, None), "lr": Interval(float, 0, None, "neither"),
+        "bs": Interval(int, 1, None), "width": Interval(int, 1, None), "residual": Flag(),
+        "lr": Interval(float, 0, None, "neither"),
         "wd": Interval(float, 0, None), "dropout": Interval(float, 0, 1, "left"), "aug": Interval(float, 0, 1),
         "schedule": Options(*SCHEDULES), "tta": Interval(int, 0, 8), "norm": Options(*NORMS),
         "mixup": ALPHA, "cutmix": ALPHA, "label_smoothing": Interval(float, 0, 1, "left"),
