@@ -17,14 +17,15 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import kit  # noqa: E402, F401, I001  (before fastai: kit's filter of the torch.jit.script warning fastai's import sets off)
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from fastai.callback.core import Callback  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from competitions.planet import COMPETITION as PLANET  # noqa: E402
 from competitions.planet.decoding import apply_rules, f2_tag_strings  # noqa: E402
