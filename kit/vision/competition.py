@@ -16,25 +16,24 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from kit import devices, learner
+from kit import devices
 from kit.errors import DataError, KitError
-from kit.predictors import cpu_copy
 from kit.spec import Competition, FoldOutput
 from kit.vision.augment import Augment
 from kit.vision.data import ImageData
 from kit.vision.images import ImageArray, channel_stats, describe_bad, load_images, resize_images
-from kit.vision.loaders import array_dataloaders
-from kit.vision.models import vision_learner_for
-from kit.vision.params import UNSET, Preset, VisionParams
-from kit.vision.predictor import VisionPredictor, tta_mean
-from kit.vision.techniques import ProgressiveResize, mix_callbacks, progressive_sizes
+from kit.vision.params import UNSET, Preset, VisionParams, progressive_sizes
 from kit.vision.weights import backbone_stats, find_weights, resolve_arch
 
 log = logging.getLogger(__name__)
 
 def auto_preset() -> str:
-    """'gpu' when CUDA is available, else 'cpu'."""
-    return "gpu" if learner.default_device().type == "cuda" else "cpu"
+    """'gpu' when CUDA is available, else 'cpu' (without importing torch where no GPU driver is installed)."""
+    if not devices.gpu_possible():
+        return "cpu"
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
 
 
 class VisionCompetition(Competition):
@@ -237,7 +236,16 @@ class VisionCompetition(Competition):
         progress: bool = True,
     ) -> FoldOutput:
         """Train one fold's network on the cached images; valid and test predictions (TTA when `tta` > 1)."""
+        # torch and fastai here, not at the top: a competition folder imports this module, and `kit download`,
+        # `kit submit` or a missing-data error need neither (~2.5 s a command)
         from fastai.metrics import accuracy_multi
+
+        from kit import learner
+        from kit.predictors import cpu_copy
+        from kit.vision.loaders import array_dataloaders
+        from kit.vision.models import vision_learner_for
+        from kit.vision.predictor import VisionPredictor, tta_mean
+        from kit.vision.techniques import ProgressiveResize, mix_callbacks
 
         p = self.resolved(params)
         self.check_bad_images(data, p)

@@ -1,5 +1,5 @@
 """fastai DataLoaders over cached uint8 image arrays: one numpy gather per batch, uint8 moved to the device
-(pinned + non_blocking on CUDA), conversion, normalisation and augmentation there (kit.vision.augment)."""
+(pinned + non_blocking on CUDA), conversion, normalisation and augmentation there (kit.vision.transforms)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import torch
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 
-from kit.vision.augment import Augment, BatchTransform
+from kit.vision.augment import Augment
+from kit.vision.transforms import BatchTransform
 
 
 class _Rows:

@@ -144,7 +144,8 @@ def vision_learner_for(
         learn = learn.to_fp16()
     elif dls.device is None or dls.device.type == "cpu":
         # oneDNN's convolutions on a CPU run fastest on channels-last (NHWC) tensors, which the batches already
-        # are (kit.vision.augment.BatchTransform): Planet's cpu-preset epochs 0.89x the time (bench/results/planet.md)
+        # are (kit.vision.transforms.BatchTransform): Planet's cpu-preset epochs 0.89x the time
+        # (bench/results/planet.md)
         learn.model.to(memory_format=torch.channels_last)
     return learn
 

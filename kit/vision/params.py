@@ -125,3 +125,26 @@ class VisionParams(Params):
 # the keys a preset fills, at their unset values
 UNSET: dict[str, Any] = {k: v for k, v in VisionParams.defaults().items()
                          if k in {f.name for f in dataclasses.fields(Preset)}}
+
+
+def progressive_sizes(p: dict[str, Any], name: str = "") -> list[int]:
+    """The training sizes, one phase each, epochs split evenly (a single size: no progressive resizing).
+
+    `sizes` when given (non-decreasing, each >= 16, ending at `size`, no more phases than epochs), else
+    `progressive` f > 0: the first half at round(f * size) (at least 16), the second at `size`."""
+    size, epochs = int(p["size"]), int(p["epochs"])
+    where = f"{name}: " if name else ""
+    sizes = p.get("sizes") or []
+    if sizes:
+        if not isinstance(sizes, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in sizes):
+            raise KitError(f"{where}sizes must be a list of image sizes, e.g. [32, 64] (got {sizes!r})")
+        if any(s < 16 for s in sizes) or sizes != sorted(sizes) or sizes[-1] != size:
+            raise KitError(f"{where}sizes must be non-decreasing sizes >= 16 ending at size={size} "
+                           f"(got {sizes})")
+        if len(sizes) > epochs:
+            raise KitError(f"{where}sizes has {len(sizes)} phases for {epochs} epoch(s): at most one per epoch")
+        return [int(s) for s in sizes]
+    f = float(p.get("progressive") or 0.0)
+    if f > 0:
+        return [max(16, round(f * size)), size] if epochs >= 2 else [size]
+    return [size]

@@ -15,8 +15,8 @@ from torch import nn
 
 from kit.predictors import run_model
 from kit.tasks import TargetScaler
-from kit.vision.augment import flip_points
 from kit.vision.loaders import array_test_dl
+from kit.vision.transforms import flip_points
 
 
 def tta_mean(predict: Callable[[Any], np.ndarray], x: np.ndarray, rows: np.ndarray, stats: tuple, bs: int,

@@ -5,8 +5,9 @@
   (single-label: the loss is interpolated, fastai's `y_int` losses) and 0/1 matrices (multi-label: the targets
   are interpolated). Keypoints are refused in `check_params` (two faces' points cannot be blended).
 - Progressive resizing: `ProgressiveResize` sets the training transform's output size per epoch (a size
-  schedule spread evenly over each fit's epochs); the batch is resized on the device with antialiasing, so the
-  images are decoded once, at the final size, and validation and prediction always see that size.
+  schedule spread evenly over each fit's epochs, kit.vision.params.progressive_sizes); the batch is resized on
+  the device with antialiasing, so the images are decoded once, at the final size, and validation and
+  prediction always see that size.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastai.callback.core import Callback
-
-from kit.errors import KitError
 
 
 def mix_callbacks(mixup: float, cutmix: float) -> list[Callback]:
@@ -27,29 +26,6 @@ def mix_callbacks(mixup: float, cutmix: float) -> list[Callback]:
     if cutmix > 0:
         return [CutMix(cutmix)]
     return []
-
-
-def progressive_sizes(p: dict[str, Any], name: str = "") -> list[int]:
-    """The training sizes, one phase each, epochs split evenly (a single size: no progressive resizing).
-
-    `sizes` when given (non-decreasing, each >= 16, ending at `size`, no more phases than epochs), else
-    `progressive` f > 0: the first half at round(f * size) (at least 16), the second at `size`."""
-    size, epochs = int(p["size"]), int(p["epochs"])
-    where = f"{name}: " if name else ""
-    sizes = p.get("sizes") or []
-    if sizes:
-        if not isinstance(sizes, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in sizes):
-            raise KitError(f"{where}sizes must be a list of image sizes, e.g. [32, 64] (got {sizes!r})")
-        if any(s < 16 for s in sizes) or sizes != sorted(sizes) or sizes[-1] != size:
-            raise KitError(f"{where}sizes must be non-decreasing sizes >= 16 ending at size={size} "
-                           f"(got {sizes})")
-        if len(sizes) > epochs:
-            raise KitError(f"{where}sizes has {len(sizes)} phases for {epochs} epoch(s): at most one per epoch")
-        return [int(s) for s in sizes]
-    f = float(p.get("progressive") or 0.0)
-    if f > 0:
-        return [max(16, round(f * size)), size] if epochs >= 2 else [size]
-    return [size]
 
 
 class ProgressiveResize(Callback):

@@ -22,12 +22,13 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from kit.errors import DataError, KitError
+
+if TYPE_CHECKING:  # torch is imported where weights are read: naming an arch needs none (small_cnn)
+    import torch
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,8 @@ def _search(root: Path, arch: Arch) -> Path | None:
 
 def cache_roots() -> list[tuple[str, Path]]:
     """The folders searched after `--weights`: $KIT_WEIGHTS, torch hub's cache, Hugging Face's cache."""
+    import torch
+
     roots = []
     if os.environ.get(ENV):
         roots.append((f"${ENV}", Path(os.environ[ENV]).expanduser()))
@@ -214,6 +217,7 @@ def _download(arch: Arch) -> tuple[Path | None, str]:
         return None, "offline (KIT_OFFLINE / HF_HUB_OFFLINE)"
     try:
         if arch.kind == "torchvision":
+            import torch
             import torchvision
 
             url = torchvision.models.get_model_weights(torchvision_builder(arch.model)).DEFAULT.url
@@ -308,6 +312,8 @@ def find_weights(arch: Arch, explicit: str = "", pretrained: bool = True) -> Wei
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from a .safetensors or torch file (unwrapping `state_dict` / `model`); a truncated or foreign
     file is one line."""
+    import torch
+
     path = Path(path)
     try:
         if path.suffix == ".safetensors":
@@ -354,6 +360,8 @@ def _full_model(sd: dict[str, torch.Tensor]) -> bool:
 def load_weights(model: nn.Sequential, arch: Arch, path: Path) -> None:
     """The file's tensors into `model` (fastai's body + head): a backbone state dict into the body (the file's
     classifier left out), a whole body + head state dict (a kit/fastai model) into both; strict, one line if not."""
+    import torch
+
     sd = read_state_dict(path)
     if _full_model(sd):
         want = model.state_dict()
