@@ -87,6 +87,16 @@ def gpu_possible(nodes: tuple[str, ...] = GPU_NODES) -> bool:
     return any(Path(p).exists() for p in nodes)
 
 
+def cuda_available() -> bool:
+    """Whether a CUDA device is present, importing torch only where a GPU driver's device node exists (else
+    the answer is no without torch's ~2 s import)."""
+    if not gpu_possible():
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def fast_cpu_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether this CPU multiplies bfloat16 matrices in hardware tiles (Intel AMX, `amx_bf16`): there a tabular
     net's 1,024-row step runs up to 1.35x faster under bfloat16 autocast; elsewhere bfloat16 gains little or

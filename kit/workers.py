@@ -52,11 +52,8 @@ def auto_jobs(n_folds: int) -> int:
     n = devices.cores()
     if devices.distributed() or n == 1 or not can_spawn():
         return 1
-    if devices.gpu_possible():  # else the workers start without this process importing torch first (~2 s)
-        import torch
-
-        if torch.cuda.is_available():
-            return 1
+    if devices.cuda_available():  # without a GPU driver the workers start before this process imports torch
+        return 1
     return min(n, n_folds)
 
 

@@ -29,11 +29,7 @@ log = logging.getLogger(__name__)
 
 def auto_preset() -> str:
     """'gpu' when CUDA is available, else 'cpu' (without importing torch where no GPU driver is installed)."""
-    if not devices.gpu_possible():
-        return "cpu"
-    import torch
-
-    return "gpu" if torch.cuda.is_available() else "cpu"
+    return "gpu" if devices.cuda_available() else "cpu"
 
 
 class VisionCompetition(Competition):
