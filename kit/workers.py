@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import pickle
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -137,6 +138,17 @@ def _fit(k: int, part: int | None, train_idx: np.ndarray, valid_idx: np.ndarray,
     return k, part, out
 
 
+def _death_cause() -> str:
+    """What most likely killed a worker: from a user's script, its top-level code run again by the spawned worker
+    (Python's spawn imports the main module; its RuntimeError scrolls by above), else memory."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path and getattr(main, "__spec__", None) is None and not Path(path).name.startswith("pytest"):
+        return (f"out of memory, or {Path(path).name} calls kit outside `if __name__ == '__main__':`, which each "
+                f"spawned worker imports again")
+    return "out of memory?"
+
+
 def fit_folds(comp: Any, data: Any, params: dict[str, Any], folds: np.ndarray, todo: list[int], seed: int,
               jobs: int, threads: int, keep_predictors: bool = True, parts: int = 1) -> Iterator[tuple[int, Any]]:
     """(fold, FoldOutput) for each fold in `todo` as `jobs` worker processes finish them (fold k's seed is
@@ -163,7 +175,7 @@ def fit_folds(comp: Any, data: Any, params: dict[str, Any], folds: np.ndarray, t
             try:
                 k, part, out = f.result()
             except cf.process.BrokenProcessPool:
-                raise KitError(f"a fold's worker process died (out of memory?); rerun with --jobs 1 or fewer "
+                raise KitError(f"a fold's worker process died ({_death_cause()}); rerun with --jobs 1 or fewer "
                                f"jobs than {jobs}") from None
             if part is None:
                 yield k, out

@@ -679,3 +679,18 @@ def test_workers_count_the_cores_a_container_allows_and_fall_back_where_they_can
     assert workers.auto_jobs(5) == 1  # the default falls back to one process
     with pytest.raises(KitError, match="--jobs 2: worker processes cannot be started here"):
         next(workers.fit_folds(None, None, {}, np.zeros(4), [0], 0, 2, 1))
+
+
+def test_a_dead_workers_error_names_a_script_without_a_main_guard(monkeypatch):
+    # spawned workers import the main module again: a user's script that calls kit at its top level runs again in
+    # each worker and dies there (Python's RuntimeError scrolls by); kit's one line says so, naming the script
+    import types
+
+    from kit import workers
+
+    script = types.ModuleType("__main__")
+    script.__file__, script.__spec__ = "/home/me/train_folds.py", None
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    assert "train_folds.py calls kit outside `if __name__ == '__main__':`" in workers._death_cause()
+    script.__spec__ = types.SimpleNamespace(name="kit.__main__")  # `python -m kit train`: kit's own guarded entry
+    assert workers._death_cause() == "out of memory?"
