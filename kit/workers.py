@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import re
 import shutil
 import sys
 import tempfile
@@ -138,14 +139,24 @@ def _fit(k: int, part: int | None, train_idx: np.ndarray, valid_idx: np.ndarray,
     return k, part, out
 
 
+_MAIN_GUARD = re.compile(r"""__name__\s*==\s*['"]__main__['"]""")
+
+
 def _death_cause() -> str:
-    """What most likely killed a worker: from a user's script, its top-level code run again by the spawned worker
-    (Python's spawn imports the main module; its RuntimeError scrolls by above), else memory."""
+    """What most likely killed a worker: a main program without a `__main__` guard, whose top-level code each
+    spawned worker runs again on import (Python's RuntimeError scrolls by above); else memory. Console scripts
+    (`kit`, `pytest`) and guarded scripts have the guard; spawn never re-runs a package's `__main__` (`-m kit`)."""
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
-    if path and getattr(main, "__spec__", None) is None and not Path(path).name.startswith("pytest"):
-        return (f"out of memory, or {Path(path).name} calls kit outside `if __name__ == '__main__':`, which each "
-                f"spawned worker imports again")
+    spec = getattr(main, "__spec__", None)
+    if path and (spec is None or not spec.name.endswith("__main__")):
+        try:
+            guarded = bool(_MAIN_GUARD.search(Path(path).read_text(errors="replace")))
+        except OSError:
+            guarded = True  # unreadable: nothing to say about it
+        if not guarded:
+            return (f"out of memory, or {Path(path).name} calls kit outside `if __name__ == '__main__':`, which "
+                    f"each spawned worker imports again")
     return "out of memory?"
 
 

@@ -683,16 +683,24 @@ def test_workers_count_the_cores_a_container_allows_and_fall_back_where_they_can
         next(workers.fit_folds(None, None, {}, np.zeros(4), [0], 0, 2, 1))
 
 
-def test_a_dead_workers_error_names_a_script_without_a_main_guard(monkeypatch):
+def test_a_dead_workers_error_names_a_script_without_a_main_guard(monkeypatch, tmp_path):
     # spawned workers import the main module again: a user's script that calls kit at its top level runs again in
     # each worker and dies there (Python's RuntimeError scrolls by); kit's one line says so, naming the script
     import types
 
     from kit import workers
 
+    unguarded = tmp_path / "train_folds.py"
+    unguarded.write_text("from kit.cv import cross_validate\ncross_validate(comp, data, {}, 0)\n")
+    console = tmp_path / "kit"  # a console script, as pip writes `kit` and `pytest`: guarded
+    console.write_text("import sys\nfrom kit.cli import main\nif __name__ == '__main__':\n    sys.exit(main())\n")
     script = types.ModuleType("__main__")
-    script.__file__, script.__spec__ = "/home/me/train_folds.py", None
+    script.__file__, script.__spec__ = str(unguarded), None
     monkeypatch.setitem(sys.modules, "__main__", script)
     assert "train_folds.py calls kit outside `if __name__ == '__main__':`" in workers._death_cause()
-    script.__spec__ = types.SimpleNamespace(name="kit.__main__")  # `python -m kit train`: kit's own guarded entry
+    script.__file__ = str(console)
+    assert workers._death_cause() == "out of memory?"
+    script.__file__, script.__spec__ = str(unguarded), types.SimpleNamespace(name="train_folds")  # `-m`: by name
+    assert "train_folds.py calls kit outside" in workers._death_cause()
+    script.__spec__ = types.SimpleNamespace(name="kit.__main__")  # `python -m kit train`: spawn never re-runs it
     assert workers._death_cause() == "out of memory?"
